@@ -1,0 +1,41 @@
+# tessera: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+SNAKEMAKE := $(BIN)/snakemake
+
+.PHONY: run test lint dag report bench clean install
+
+# The stamp is rebuilt when pyproject.toml changes, so a pull that adds a dependency reinstalls.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+## Run the demo workflow end to end on this machine (CPU, a few minutes).
+run: install
+	$(SNAKEMAKE) --cores $(CORES) --configfile config.yaml
+
+## Run the test suite.
+test: install
+	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(SNAKEMAKE) --lint
+
+## Render the rule graph to dag.png (needs graphviz's `dot`).
+dag: install
+	$(SNAKEMAKE) --rulegraph --configfile config.yaml | dot -Tpng > dag.png
+
+## One self-contained HTML page with every report of the demo run.
+report: install
+	$(SNAKEMAKE) --report report.html --configfile config.yaml
+
+clean:
+	rm -rf results .snakemake report.html dag.png

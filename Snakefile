@@ -1,0 +1,31 @@
+# tessera: data -> tokenizer -> token files -> training stages -> evaluation -> energy -> release.
+# Rules are thin: inputs, outputs, resources and one `tessera` call. See docs/architecture.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/tokenizer.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/eval.smk"
+include: "workflow/rules/energy.smk"
+include: "workflow/rules/release.smk"
+
+
+rule all:
+    input:
+        release=f"{OUT}/release/MANIFEST.sha256",
+        reports=[
+            f"{OUT}/reports/tokenizer.md",
+            f"{OUT}/reports/eval.md",
+            f"{OUT}/reports/energy.md",
+        ],
+    default_target: True

@@ -1,0 +1,192 @@
+"""`tessera <verb>`: parse arguments, load the config once, call one function.
+
+Global options come before the verb:
+    tessera --config config.yaml [--config site.yaml] [--set train.lr=1e-3] [--energy-out F] <verb> ...
+Several --config files are deep-merged in order (as Snakemake merges --configfile); --set applies last.
+With --energy-out, the verb runs inside an energy meter that appends its record to that JSONL file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import yaml
+
+from tessera.config import RunConfig, apply_overrides, from_mapping
+from tessera.errors import ConfigError, PreemptedError, TesseraError
+
+__all__ = ["main", "load_config", "EXIT_PREEMPTED"]
+
+EXIT_PREEMPTED = 75
+"""Exit code after a signal-triggered save (EX_TEMPFAIL): Snakemake's retry resubmits and training resumes."""
+
+
+def _deep_merge(base: dict, other: dict) -> dict:
+    merged = dict(base)
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(paths: list[Path], overrides: list[str]) -> RunConfig:
+    raw: dict = {}
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raw = _deep_merge(raw, data)
+    raw = apply_overrides(raw, overrides)
+    where = paths[-1] if paths else None
+    try:
+        return from_mapping(raw, where)
+    except ConfigError as err:
+        raise ConfigError(f"{' + '.join(map(str, paths))}: {err}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tessera", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, action="append", help="YAML config (repeatable; merged in order)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--energy-out", type=Path, help="append this job's energy record to this JSONL file")
+    p.add_argument("--energy-label", help="job name in the energy log (default: the verb)")
+    verbs = p.add_subparsers(dest="verb", required=True)
+
+    data = verbs.add_parser("data", help="data stage").add_subparsers(dest="action", required=True)
+    data.add_parser("prepare", help="sources -> filtered, deduplicated, split shards + manifest")
+    fetch = data.add_parser("fetch", help="download one hub source into the cache (login node)")
+    fetch.add_argument("--source", required=True)
+
+    tok = verbs.add_parser("tokenizer", help="tokenizer").add_subparsers(dest="action", required=True)
+    tok.add_parser("train", help="fit the BPE tokenizer on the training split")
+    tok.add_parser("report", help="fertility report against reference tokenizers")
+
+    tokenize = verbs.add_parser("tokenize", help="encode one language/split into token files")
+    tokenize.add_argument("--language", required=True)
+    tokenize.add_argument("--split", required=True)
+
+    train = verbs.add_parser("train", help="train one stage up to a step (resumes from its run state)")
+    train.add_argument("--stage", required=True)
+    train.add_argument("--until-step", type=int, help="publish the checkpoint at this step and stop")
+
+    ev = verbs.add_parser("eval", help="evaluate checkpoints")
+    ev_actions = ev.add_subparsers(dest="action", required=True)
+    ev_ckpt = ev_actions.add_parser("checkpoint", help="score one checkpoint")
+    ev_ckpt.add_argument("--checkpoint", type=Path, required=True)
+    ev_ckpt.add_argument("--out", type=Path, required=True)
+    ev_actions.add_parser("report", help="eval JSON -> reports/eval.{md,csv,png}")
+
+    energy = verbs.add_parser("energy", help="energy").add_subparsers(dest="action", required=True)
+    energy.add_parser("report", help="energy logs -> reports/energy.{md,csv,png}")
+
+    export = verbs.add_parser("export-hf", help="tessera checkpoint -> transformers folder")
+    export.add_argument("--checkpoint", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True)
+    imp = verbs.add_parser("import-hf", help="transformers MoE folder -> tessera checkpoint")
+    imp.add_argument("--hf-dir", type=Path, required=True)
+    imp.add_argument("--out", type=Path, required=True)
+
+    verbs.add_parser("release", help="write the release folder")
+
+    model = verbs.add_parser("model", help="model").add_subparsers(dest="action", required=True)
+    info = model.add_parser("info", help="parameters and FLOPs per token of a preset")
+    info.add_argument("--preset", help="preset name (default: the config's)")
+    return p
+
+
+def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
+    """Dispatch to one function; imports are local so that each verb pays only for what it uses."""
+    verb, action = args.verb, getattr(args, "action", None)
+    if verb == "data" and action == "prepare":
+        from tessera.data.prepare import prepare_data
+
+        prepare_data(cfg)
+    elif verb == "data" and action == "fetch":
+        from tessera.data.sources import fetch_source
+
+        fetch_source(cfg, args.source)
+    elif verb == "tokenizer" and action == "train":
+        from tessera.tokenizer.train import train_tokenizer
+
+        train_tokenizer(cfg)
+    elif verb == "tokenizer" and action == "report":
+        from tessera.tokenizer.report import write_report
+
+        write_report(cfg)
+    elif verb == "tokenize":
+        from tessera.data.tokenize import tokenize_split
+
+        tokenize_split(cfg, args.language, args.split)
+    elif verb == "train":
+        from tessera.train.trainer import run_stage
+
+        run_stage(cfg, args.stage, until_step=args.until_step, meter=meter)
+    elif verb == "eval" and action == "checkpoint":
+        from tessera.eval.evaluate import evaluate_checkpoint
+
+        evaluate_checkpoint(cfg, args.checkpoint, args.out)
+    elif verb == "eval" and action == "report":
+        from tessera.eval.report import write_report
+
+        write_report(cfg)
+    elif verb == "energy" and action == "report":
+        from tessera.energy.report import write_report
+
+        write_report(cfg)
+    elif verb == "export-hf":
+        from tessera.model.hf import export_hf
+
+        export_hf(args.checkpoint, args.out)
+    elif verb == "import-hf":
+        from tessera.model.hf import import_hf
+
+        import_hf(args.hf_dir, args.out)
+    elif verb == "release":
+        from tessera.release.build import build_release
+
+        build_release(cfg)
+    elif verb == "model" and action == "info":
+        from tessera.model.config import print_info
+
+        print_info(args.preset or (cfg.model.preset if cfg else "demo"), cfg)
+    else:  # argparse guarantees a known verb; reaching here is a bug in this table
+        raise AssertionError(f"unhandled verb {verb} {action}")
+
+
+# Verbs that need no config file (they work on folders given as arguments).
+_CONFIG_FREE = {"export-hf", "import-hf"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = None
+        if args.verb not in _CONFIG_FREE or args.config:
+            cfg = load_config(args.config or [Path("config.yaml")], args.overrides)
+        meter_ctx = nullcontext(None)
+        if args.energy_out is not None:
+            from tessera.energy.meter import EnergyMeter
+
+            label = args.energy_label or " ".join(filter(None, [args.verb, getattr(args, "action", None)]))
+            meter_ctx = EnergyMeter.for_job(cfg, args.energy_out, label)
+        with meter_ctx as meter:
+            _run_verb(args, cfg, meter)
+    except PreemptedError as err:
+        print(f"tessera: {err}", file=sys.stderr)
+        return EXIT_PREEMPTED
+    except TesseraError as err:
+        print(f"tessera: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The run configuration: one YAML file -> a tree of typed dataclasses, validated once at the edge.
+
+`load()` rejects unknown keys, wrong types and bad values with a `ConfigError` that names the dotted key
+and what is allowed. Each area owns its section's dataclass (`tessera.<area>.config`); this module only
+knows how to build dataclasses from mappings and how the sections fit together.
+
+A section dataclass may define `check(self, where: str) -> None` to validate values beyond their types;
+`from_dict` calls it after construction.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from tessera.errors import ConfigError
+
+__all__ = ["RunConfig", "RunSection", "SiteConfig", "load", "from_dict", "apply_overrides", "to_dict"]
+
+T = TypeVar("T")
+
+# ISO 639-3 codes of the languages tessera knows how to identify and report on.
+KNOWN_LANGUAGES = ("ita", "eng", "fra", "deu", "spa", "por", "cat", "nld", "pol", "ron", "slv", "hrv")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    """Convert one YAML value to the annotated type `tp`, or raise a ConfigError naming `key`."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {args}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not allowed; allowed values: {', '.join(map(str, args))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        return [_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        item_types = args if args and args[-1] is not Ellipsis else (args[0],) * len(value)
+        if len(item_types) != len(value):
+            raise ConfigError(f"{key}: expected {len(item_types)} values, got {len(value)}")
+        return tuple(_convert(t, v, f"{key}[{i}]") for i, (t, v) in enumerate(zip(item_types, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return {k: _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
+    if is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        # YAML 1.1 reads `3e-4` (no dot) as a string: accept numeric strings for floats.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
+        return Path(value)
+    raise TypeError(f"{key}: unsupported annotation {_type_name(tp)}")  # a bug in a config dataclass
+
+
+def from_dict(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass `cls` from a mapping, rejecting unknown and missing keys."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls) if f.init}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed keys: {', '.join(known)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, f in known.items():
+        key = f"{where}.{name}"
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], key)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{key}: required key is missing")
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if callable(check):
+        check(where)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass tree as plain YAML/JSON-serialisable data (paths as strings)."""
+    if is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `dotted.key=value` overrides (values parsed as YAML) to a raw config mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected dotted.key=value, e.g. train.lr=1e-3")
+        dotted, raw = item.split("=", 1)
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a mapping")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+@dataclass
+class RunSection:
+    """Names the run; every output lands under `<results_dir>/<name>/`."""
+
+    name: str
+    """Run name, used as the output folder name."""
+    seed: int = 1234
+    """Seed for every random choice (splits, sampling, initialisation)."""
+    results_dir: Path = Path("results")
+    """Root folder of all runs' outputs."""
+
+    def check(self, where: str) -> None:
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty folder name without '/'")
+
+
+@dataclass
+class SiteConfig:
+    """Where the run executes: decides grid carbon intensity, PUE and the GPU's peak figures."""
+
+    name: str = "laptop"
+    """Site name (e.g. leonardo, marenostrum5, laptop)."""
+    country: str = "ITA"
+    """ISO 3166-1 alpha-3 country code of the data centre (carbon intensity lookup)."""
+    pue: float = 1.0
+    """Power usage effectiveness of the data centre (facility energy / IT energy)."""
+    gpu_type: str | None = None
+    """Key into `energy.gpu_types` (peak FLOP/s and board power); null on CPU-only machines."""
+
+    def check(self, where: str) -> None:
+        if self.pue < 1.0:
+            raise ConfigError(f"{where}.pue: {self.pue} is below 1.0; a PUE is facility/IT energy, >= 1")
+        if len(self.country) != 3 or not self.country.isupper():
+            raise ConfigError(f"{where}.country: {self.country!r} must be an ISO 3166-1 alpha-3 code like ITA")
+
+
+def _section_types() -> dict[str, type]:
+    # Imported here so that `tessera.config` stays importable while an area is being built.
+    from tessera.data.config import DataConfig
+    from tessera.energy.config import EnergyConfig
+    from tessera.eval.config import EvalConfig
+    from tessera.model.config import ModelSection
+    from tessera.release.config import ReleaseConfig
+    from tessera.tokenizer.config import TokenizerConfig
+    from tessera.train.config import TrainConfig
+
+    return {
+        "data": DataConfig,
+        "tokenizer": TokenizerConfig,
+        "model": ModelSection,
+        "train": TrainConfig,
+        "eval": EvalConfig,
+        "energy": EnergyConfig,
+        "release": ReleaseConfig,
+    }
+
+
+@dataclass
+class RunConfig:
+    """The whole run: one instance per `tessera` invocation, built by `load()`."""
+
+    run: RunSection
+    site: SiteConfig
+    data: Any
+    tokenizer: Any
+    model: Any
+    train: Any
+    eval: Any
+    energy: Any
+    release: Any
+    source: Path | None = field(default=None)
+    """The YAML file this config came from (for error messages)."""
+
+    @property
+    def out_dir(self) -> Path:
+        """`<results_dir>/<run name>`: the root of this run's outputs."""
+        return self.run.results_dir / self.run.name
+
+    def check(self) -> None:
+        """Checks that span sections (e.g. each stage's mixture names languages the data provides)."""
+        languages = set(self.data.languages)
+        for stage in self.train.stages:
+            missing = sorted(set(stage.mixture) - languages)
+            if missing:
+                raise ConfigError(
+                    f"train.stages[{stage.name}].mixture: language(s) {', '.join(missing)} have no data "
+                    f"source; languages with sources: {', '.join(sorted(languages))}"
+                )
+
+
+def from_mapping(raw: dict, source: Path | None = None) -> RunConfig:
+    """Build and validate a RunConfig from an already-parsed mapping (used by the Snakefile)."""
+    where = str(source) if source else "config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    sections = _section_types()
+    allowed = ["run", "site", *sections]
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    if "run" not in raw:
+        raise ConfigError(f"{where}: required key 'run' is missing")
+    built = {
+        "run": from_dict(RunSection, raw["run"], "run"),
+        "site": from_dict(SiteConfig, raw.get("site"), "site"),
+    }
+    for name, cls in sections.items():
+        built[name] = from_dict(cls, raw.get(name), name)
+    cfg = RunConfig(**built, source=source)
+    cfg.check()
+    return cfg
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config file, apply dotted overrides, and validate it into a RunConfig."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    raw = apply_overrides(raw or {}, overrides or [])
+    try:
+        return from_mapping(raw, path)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -1,0 +1,1 @@
+"""Energy measurement (NVML, CodeCarbon, RAPL) and the energy report."""

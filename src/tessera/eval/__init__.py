@@ -1,0 +1,1 @@
+"""Checkpoint evaluation: per-language bits per byte and lm-eval downstream tasks."""

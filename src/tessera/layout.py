@@ -1,0 +1,87 @@
+"""Where every artefact of a run lives: the one map shared by the Snakefile and the `tessera` verbs.
+
+    results/<run>/
+      data/<lang>/<split>.jsonl.zst, data/manifest.json
+      tokenizer/tokenizer.json, tokenizer_config.json
+      tokens/<lang>/<split>.bin|.idx|.json
+      train/<stage>/step-<NNNNNN>/    published checkpoints (safetensors, config.json, tokenizer, metrics.jsonl)
+      state/<stage>/                  resumable engine state: not a Snakemake output, survives failed jobs
+      eval/<stage>/step-<NNNNNN>.json
+      energy/<job>.jsonl              one energy log per job (see tessera.energy)
+      benchmarks/<job>.tsv            Snakemake's benchmark: files
+      logs/<job>.log
+      reports/                        tokenizer, eval and energy reports (md, csv, png)
+      release/                        the Hugging Face model, model card and AI Act documents
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RunLayout", "SPLITS", "checkpoint_steps"]
+
+SPLITS = ("train", "validation", "test")
+
+
+def checkpoint_steps(stage_steps: int, every: int) -> list[int]:
+    """Steps at which a stage publishes a checkpoint: every `every` steps, and always its last step.
+
+    Each published checkpoint ends one training job (a segment), so evaluation of step k runs while
+    the segment that leads to the next checkpoint trains.
+    """
+    if stage_steps <= 0 or every <= 0:
+        raise ValueError(f"stage_steps ({stage_steps}) and every ({every}) must be positive")
+    steps = list(range(every, stage_steps, every))
+    return steps + [stage_steps]
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths of one run's artefacts, all under `root` (= `<results_dir>/<run name>`)."""
+
+    root: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def shard(self, lang: str, split: str) -> Path:
+        return self.data_dir / lang / f"{split}.jsonl.zst"
+
+    @property
+    def manifest(self) -> Path:
+        return self.data_dir / "manifest.json"
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.root / "tokenizer"
+
+    def tokens(self, lang: str, split: str) -> Path:
+        """Stem of a token file set: `.bin` (tokens), `.idx` (document offsets), `.json` (metadata)."""
+        return self.root / "tokens" / lang / split
+
+    def checkpoint(self, stage: str, step: int) -> Path:
+        return self.root / "train" / stage / f"step-{step:06d}"
+
+    def state_dir(self, stage: str) -> Path:
+        return self.root / "state" / stage
+
+    def eval_result(self, stage: str, step: int) -> Path:
+        return self.root / "eval" / stage / f"step-{step:06d}.json"
+
+    @property
+    def energy_dir(self) -> Path:
+        return self.root / "energy"
+
+    @property
+    def benchmarks_dir(self) -> Path:
+        return self.root / "benchmarks"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def release_dir(self) -> Path:
+        return self.root / "release"

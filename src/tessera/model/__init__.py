@@ -1,0 +1,1 @@
+"""The decoder-only Mixture-of-Experts transformer (plain nn.Module, no parallelism)."""

@@ -1,0 +1,1 @@
+"""Process groups from SLURM/torchrun environments, DeepSpeed engine set-up, expert parallelism."""

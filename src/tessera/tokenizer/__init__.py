@@ -1,0 +1,1 @@
+"""The multilingual byte-level BPE tokenizer and its fertility report."""

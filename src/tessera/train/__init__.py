@@ -1,0 +1,1 @@
+"""Training stages on a DeepSpeed engine: loop, schedule, checkpoints, callbacks."""

@@ -1,0 +1,29 @@
+# Shared by every rule file: the validated config, the output layout and the `tessera` command line.
+from pathlib import Path
+
+from tessera.config import from_mapping
+from tessera.layout import SPLITS, RunLayout, checkpoint_steps
+
+# Validating with the dataclasses here stops a bad config before any job runs (the JSON schema above
+# checks the workflow's shape; the dataclasses check every value with the same code the jobs use).
+CFG = from_mapping(config, Path(workflow.configfiles[-1]) if workflow.configfiles else None)
+LAYOUT = RunLayout(CFG.out_dir)
+OUT = str(CFG.out_dir)
+LANGUAGES = CFG.data.languages
+
+# Every job reads the same config files Snakemake merged, in the same order.
+TESSERA_ARGS = " ".join(f"--config {Path(f).resolve()}" for f in workflow.configfiles)
+TESSERA = f"tessera {TESSERA_ARGS}"
+
+
+def energy_log(job):
+    """The energy meter's JSONL for one job; the energy report joins them all."""
+    return f"{OUT}/energy/{job}.jsonl"
+
+
+def benchmark_file(job):
+    return f"{OUT}/benchmarks/{job}.tsv"
+
+
+def log_file(job):
+    return f"{OUT}/logs/{job}.log"

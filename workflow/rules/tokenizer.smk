@@ -1,0 +1,68 @@
+# Tokenizer: fit BPE on the training split, report fertility, encode every language/split.
+
+
+rule train_tokenizer:
+    input:
+        shards=expand(f"{OUT}/data/{{lang}}/train.jsonl.zst", lang=LANGUAGES),
+    output:
+        tokenizer=f"{OUT}/tokenizer/tokenizer.json",
+        tokenizer_config=f"{OUT}/tokenizer/tokenizer_config.json",
+        energy=energy_log("train_tokenizer"),
+    log:
+        log_file("train_tokenizer"),
+    benchmark:
+        benchmark_file("train_tokenizer")
+    threads: 2
+    resources:
+        runtime=60,
+        mem_mb=16000,
+    conda:
+        "../envs/tessera.yaml"
+    shell:
+        "{TESSERA} --energy-out {output.energy} tokenizer train > {log} 2>&1"
+
+
+rule tokenizer_report:
+    input:
+        tokenizer=rules.train_tokenizer.output.tokenizer,
+        shards=expand(f"{OUT}/data/{{lang}}/validation.jsonl.zst", lang=LANGUAGES),
+    output:
+        md=report(f"{OUT}/reports/tokenizer.md", category="Tokenizer"),
+        csv=f"{OUT}/reports/tokenizer.csv",
+        png=report(f"{OUT}/reports/tokenizer.png", category="Tokenizer"),
+        energy=energy_log("tokenizer_report"),
+    log:
+        log_file("tokenizer_report"),
+    benchmark:
+        benchmark_file("tokenizer_report")
+    resources:
+        runtime=20,
+        mem_mb=4000,
+    conda:
+        "../envs/tessera.yaml"
+    shell:
+        "{TESSERA} --energy-out {output.energy} tokenizer report > {log} 2>&1"
+
+
+rule tokenize:
+    input:
+        tokenizer=rules.train_tokenizer.output.tokenizer,
+        shard=f"{OUT}/data/{{lang}}/{{split}}.jsonl.zst",
+    output:
+        bin=f"{OUT}/tokens/{{lang}}/{{split}}.bin",
+        idx=f"{OUT}/tokens/{{lang}}/{{split}}.idx",
+        meta=f"{OUT}/tokens/{{lang}}/{{split}}.json",
+        energy=energy_log("tokenize-{lang}-{split}"),
+    log:
+        log_file("tokenize-{lang}-{split}"),
+    benchmark:
+        benchmark_file("tokenize-{lang}-{split}")
+    threads: 2
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    conda:
+        "../envs/tessera.yaml"
+    shell:
+        "{TESSERA} --energy-out {output.energy} tokenize --language {wildcards.lang}"
+        " --split {wildcards.split} > {log} 2>&1"
