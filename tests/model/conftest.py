@@ -1,0 +1,26 @@
+"""Fixtures of the model tests. `device` is cpu unless TESSERA_TEST_DEVICE names another (bench/gpu_check.sh
+sets cuda), so the same tests check the model on a GPU."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    name = os.environ.get("TESSERA_TEST_DEVICE", "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"TESSERA_TEST_DEVICE={name} but CUDA is not available")
+    return torch.device(name)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # The CI machine has 2 cores shared by several test runs: one thread each keeps them from thrashing.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
