@@ -192,7 +192,8 @@ class ModelSection:
 
     def check(self, where: str) -> None:
         # Validate the overrides now (with the preset's vocabulary), not when the first model is built.
-        build_model_config(self, PRESETS[self.preset].vocab_size, where=where)
+        preset = PRESETS.get(self.preset)
+        build_model_config(self, preset.vocab_size if preset else 1, where=where)
 
 
 def _check_override_keys(cls: type, overrides: dict, where: str) -> None:
