@@ -1,13 +1,35 @@
-"""The `data:` section: sources, licence allow-list, filters, splits."""
+"""The `data:` section: sources, licence allow-list, filters, splits.
+
+Every value a user can get wrong is checked here, once, with a ConfigError that names the dotted key and
+what is allowed; the data stage itself then trusts its config.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from tessera.errors import ConfigError
 
-__all__ = ["DataConfig", "SourceConfig"]
+__all__ = ["DataConfig", "SourceConfig", "FilterConfig", "SplitConfig", "SOURCE_KINDS"]
+
+SOURCE_KINDS = ("sqlite", "text", "jsonl", "parquet", "hf")
+
+# Keys each kind needs (beyond the common ones) and keys that only make sense for some kinds: a key set
+# on a kind that ignores it is a mistake worth reporting (e.g. `query` on a text source).
+_REQUIRED = {"sqlite": ("path", "query"), "text": ("path",), "jsonl": ("path",), "parquet": ("path",),
+             "hf": ("hf_name",)}
+_ONLY_FOR = {
+    "query": ("sqlite",),
+    "text_field": ("jsonl", "parquet", "hf"),
+    "id_field": ("jsonl", "parquet", "hf"),
+    "unit_field": ("jsonl", "parquet", "hf"),
+    "hf_name": ("hf",),
+    "hf_config": ("hf",),
+    "hf_split": ("hf",),
+    "path": ("sqlite", "text", "jsonl", "parquet"),
+}
 
 
 @dataclass
@@ -15,9 +37,9 @@ class SourceConfig:
     """One input source; every document it yields is traceable to it in the manifest."""
 
     name: str
-    """Unique source name (used in the manifest and document ids)."""
+    """Unique source name (used in the manifest, document ids and the hub cache folder)."""
     kind: Literal["sqlite", "text", "jsonl", "parquet", "hf"]
-    """How to read it."""
+    """How to read it: sqlite (rows of a query), text (one document per file), jsonl, parquet, hf (hub)."""
     language: str
     """ISO 639-3 code of the declared language (ita, eng, fra, deu, spa, por, ...)."""
     license: str
@@ -25,33 +47,160 @@ class SourceConfig:
     origin: str
     """Where it comes from: URL, or package and version."""
     tdm_opt_out: str
-    """How text-and-data-mining opt-outs were honoured for this source."""
+    """How text-and-data-mining opt-outs (EU DSM Directive art. 4(3)) were honoured for this source."""
     path: str | None = None
-    """File, glob or `pkg://<package>/<file>` (sqlite, text, jsonl, parquet)."""
+    """sqlite/jsonl/parquet/text: a file, a glob (matches read in sorted order), or `pkg://<package>/<file>`
+    for a file shipped inside an installed Python package. Relative paths are relative to the working
+    directory (the repository root when run by Snakemake)."""
     query: str | None = None
-    """sqlite: SQL returning (doc_id, unit_id, text) rows."""
+    """sqlite: SQL returning columns `doc` (document key), `text`, and optionally `unit` (alignment key).
+    Consecutive rows with the same `doc` are joined, one row per line, into one document; so order the
+    rows by document (e.g. one verse per row, one chapter per document)."""
+    text_field: str = "text"
+    """jsonl/parquet/hf: the field holding the document text."""
+    id_field: str | None = None
+    """jsonl/parquet/hf: the field holding a document key; null numbers records from 0 in read order."""
+    unit_field: str | None = None
+    """jsonl/parquet/hf: the field holding the alignment key of parallel sources; null = not parallel."""
+    hf_name: str | None = None
+    """hf: dataset name on the hub (or a local folder: a `save_to_disk` folder or parquet/json files)."""
+    hf_config: str | None = None
+    """hf: dataset configuration (subset) name."""
+    hf_split: str = "train"
+    """hf: which split of the hub dataset to read."""
     license_basis: str | None = None
-    """Why the licence holds (e.g. translator died before 1900)."""
+    """Why the licence holds (e.g. translator died before 1900); required for `public-domain`."""
     max_documents: int | None = None
-    """Cap on documents read (demo sizing); null reads everything."""
+    """Cap on documents read, in source order (demo sizing); null reads everything."""
+
+    def check(self, where: str) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty name without '/'")
+        for key in _REQUIRED[self.kind]:
+            if getattr(self, key) in (None, ""):
+                raise ConfigError(f"{where}.{key}: required for kind {self.kind} (source {self.name})")
+        for key, kinds in _ONLY_FOR.items():
+            value = getattr(self, key)
+            is_default = value is None or (key == "text_field" and value == "text") or (
+                key == "hf_split" and value == "train")
+            if not is_default and self.kind not in kinds:
+                raise ConfigError(
+                    f"{where}.{key}: not used by kind {self.kind} (source {self.name}); "
+                    f"it applies to kinds: {', '.join(kinds)}"
+                )
+        if self.max_documents is not None and self.max_documents <= 0:
+            raise ConfigError(
+                f"{where}.max_documents: {self.max_documents} must be a positive integer, or null for no cap"
+            )
+        if self.license == "public-domain" and not self.license_basis:
+            raise ConfigError(
+                f"{where}.license_basis: required when license is public-domain (source {self.name}): "
+                "say why, e.g. 'translator died in 1649'"
+            )
+
+
+@dataclass
+class FilterConfig:
+    """Thresholds of the per-document filters; a document failing one is dropped and counted."""
+
+    min_chars: int = 200
+    """Documents shorter than this (after clean-up) are dropped as too short."""
+    max_symbol_ratio: float = 0.10
+    """Maximum share of characters that are neither letters, digits, whitespace nor common punctuation."""
+    max_digit_ratio: float = 0.15
+    """Maximum share of characters that are digits (tables, lists of numbers)."""
+    max_repeated_line_ratio: float = 0.30
+    """Maximum share of non-empty lines that repeat an earlier line of the same document."""
+    language_id: bool = True
+    """Drop documents whose identified language differs from the source's declared one."""
+    min_language_confidence: float = 0.5
+    """A document is dropped only when the identifier prefers another language with at least this
+    probability; below it the declared language stands (short or mixed text)."""
+    redact_pii: bool = True
+    """Replace e-mail addresses, phone numbers, IBANs and Italian codici fiscali with placeholders."""
+    dedup_exact: bool = True
+    """Drop documents whose text (after clean-up) is identical to an earlier one of the same language."""
+    dedup_near: bool = True
+    """Drop documents whose MinHash Jaccard estimate to an earlier one exceeds `near_dup_threshold`."""
+    near_dup_threshold: float = 0.8
+    """Jaccard similarity (of word 5-gram sets) above which two documents are near-duplicates."""
+    minhash_permutations: int = 128
+    """MinHash permutations: more is more precise and slower."""
+    shingle_words: int = 5
+    """Words per shingle for near-duplicate detection."""
+
+    def check(self, where: str) -> None:
+        for key in ("min_chars", "minhash_permutations", "shingle_words"):
+            if getattr(self, key) < (0 if key == "min_chars" else 1):
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be a positive integer")
+        for key in ("max_symbol_ratio", "max_digit_ratio", "max_repeated_line_ratio", "min_language_confidence",
+                    "near_dup_threshold"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{where}.{key}: {value} must be a fraction between 0 and 1")
+
+
+@dataclass
+class SplitConfig:
+    """Shares of validation and test; the rest is train. Assignment hashes the unit key with the run seed."""
+
+    validation: float = 0.05
+    """Share of units (or documents, for non-parallel sources) in the validation split."""
+    test: float = 0.05
+    """Share of units (or documents) in the test split."""
+
+    def check(self, where: str) -> None:
+        for key in ("validation", "test"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be a fraction in [0, 1)")
+        if self.validation + self.test >= 1.0:
+            raise ConfigError(
+                f"{where}: validation + test = {self.validation + self.test} leaves no training data; "
+                "their sum must be below 1"
+            )
 
 
 @dataclass
 class DataConfig:
     sources: list[SourceConfig]
+    """Input sources; each language with a source gets shards for every split."""
     allowed_licenses: list[str] = field(default_factory=lambda: ["public-domain", "CC0-1.0", "CC-BY-4.0"])
     """Licences a source may carry; anything else stops the workflow."""
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    """Per-document filter thresholds."""
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    """Validation and test shares."""
+    cache_dir: Path | None = None
+    """Where `tessera data fetch` stores hub sources (`<cache_dir>/<source>/`); null: `<run>/sources/`."""
+    zstd_level: int = 10
+    """zstandard level of the shards (fixed, so that reruns give byte-identical files)."""
 
     @property
     def languages(self) -> list[str]:
         """Languages that have at least one source, in config order."""
         return list(dict.fromkeys(s.language for s in self.sources))
 
+    def source(self, name: str) -> SourceConfig:
+        """The source called `name`, or a ConfigError listing the names there are."""
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise ConfigError(f"data.sources: no source named {name!r}; sources: "
+                          f"{', '.join(s.name for s in self.sources)}")
+
     def check(self, where: str) -> None:
         from tessera.config import KNOWN_LANGUAGES
 
+        if not self.sources:
+            raise ConfigError(f"{where}.sources: at least one source is required")
+        if not 1 <= self.zstd_level <= 22:
+            raise ConfigError(f"{where}.zstd_level: {self.zstd_level} must be between 1 and 22")
+        seen: set[str] = set()
         for i, source in enumerate(self.sources):
             key = f"{where}.sources[{i}]"
+            if source.name in seen:
+                raise ConfigError(f"{key}.name: {source.name!r} is used by an earlier source; names must be unique")
+            seen.add(source.name)
             if source.language not in KNOWN_LANGUAGES:
                 raise ConfigError(
                     f"{key}.language: {source.language!r} is not a known ISO 639-3 code; "

@@ -1,0 +1,38 @@
+"""Language identification with py3langid (its model ships inside the package: no download).
+
+py3langid speaks ISO 639-1 (`it`); tessera speaks ISO 639-3 (`ita`). A document is "another language"
+only when the identifier is confident about it, so short or mixed text keeps its declared language.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+__all__ = ["identify", "is_other_language", "ISO639_1_TO_3"]
+
+# ISO 639-1 -> 639-3 for the languages tessera knows (tessera.config.KNOWN_LANGUAGES).
+ISO639_1_TO_3 = {"it": "ita", "en": "eng", "fr": "fra", "de": "deu", "es": "spa", "pt": "por", "ca": "cat",
+                 "nl": "nld", "pl": "pol", "ro": "ron", "sl": "slv", "hr": "hrv"}
+
+# Identify on at most this many characters: enough for a confident call, and long documents (whole
+# books) cost no more than a chapter.
+_MAX_CHARS = 20_000
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def identify(text: str) -> tuple[str, float]:
+    """(language code, probability); ISO 639-3 where tessera knows the language, else py3langid's code."""
+    code, probability = _identifier().classify(text[:_MAX_CHARS])
+    return ISO639_1_TO_3.get(code, code), float(probability)
+
+
+def is_other_language(text: str, declared: str, min_confidence: float) -> bool:
+    """True when the text is, with at least `min_confidence`, in a language other than `declared`."""
+    code, probability = identify(text)
+    return code != declared and probability >= min_confidence

@@ -1,0 +1,270 @@
+"""Source readers: each configured source -> a stream of raw documents (key, alignment unit, text).
+
+Kinds: `sqlite` (rows of a query, consecutive rows of one `doc` joined into a document), `text` (one
+document per file), `jsonl` and `parquet` (one document per record), `hf` (a Hugging Face dataset that
+`tessera data fetch` saved into a cache folder beforehand, because compute nodes have no internet).
+
+Every way a source can be unusable (missing file, not UTF-8, truncated SQLite, a query that fails, no
+documents at all) raises a DataError naming the source and the file, before anything is written.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+from tessera.config import RunConfig
+from tessera.data.config import SourceConfig
+from tessera.errors import ConfigError, DataError
+from tessera.io import atomic_dir
+
+__all__ = ["RawDocument", "resolve_path", "input_files", "read_documents", "cache_dir", "fetch_source"]
+
+PKG_SCHEME = "pkg://"
+
+
+@dataclass(frozen=True)
+class RawDocument:
+    """One document as the source gives it, before any filter."""
+
+    key: str
+    """Key within the source (the document id is `<source>/<key>`)."""
+    unit: str | None
+    """Alignment key shared with the same content in other languages; None when not parallel."""
+    text: str
+
+
+def resolve_path(path: str, source_name: str) -> Path:
+    """`pkg://<package>/<file>` -> the file inside the installed package; anything else as a Path."""
+    if not path.startswith(PKG_SCHEME):
+        return Path(path)
+    package, _, inner = path[len(PKG_SCHEME):].partition("/")
+    spec = importlib.util.find_spec(package) if package else None
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            f"source {source_name}: path {path}: Python package {package!r} is not installed; "
+            f"install it (pip install {package}) or point the source at a file"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / inner
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder a text source's files are named relative to: a glob's longest fixed prefix, or a
+    single file's folder (so document keys do not depend on where the repository sits)."""
+    parts = Path(pattern).parts
+    stop = next((i for i, part in enumerate(parts) if glob.has_magic(part)), None)
+    if stop is None:
+        return Path(pattern).parent
+    return Path(*parts[:stop]) if stop else Path(".")
+
+
+def _local_files(source: SourceConfig) -> list[Path]:
+    """The files a file-based source reads, in sorted order; a DataError when there are none."""
+    assert source.path is not None  # SourceConfig.check requires it for file kinds
+    path = resolve_path(source.path, source.name)
+    if glob.has_magic(str(path)):
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        if not files:
+            raise DataError(f"source {source.name}: no file matches {source.path}; check data.sources path")
+        return files
+    if not path.is_file():
+        raise DataError(f"source {source.name}: file {path} does not exist; check data.sources path")
+    return [path]
+
+
+def cache_dir(cfg: RunConfig, source: SourceConfig) -> Path:
+    """Where `tessera data fetch` keeps a hub source: `<data.cache_dir or <run>/sources>/<name>`."""
+    root = cfg.data.cache_dir if cfg.data.cache_dir is not None else cfg.out_dir / "sources"
+    return root / source.name
+
+
+def input_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
+    """Every file the source's documents come from (hashed into the manifest; Snakemake inputs)."""
+    if source.kind != "hf":
+        return _local_files(source)
+    folder = cache_dir(cfg, source)
+    if not folder.is_dir():
+        raise DataError(
+            f"source {source.name}: hub cache {folder} is missing; run `tessera data fetch --source "
+            f"{source.name}` on a machine with internet (the workflow's fetch_source rule does this)"
+        )
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def _decode(raw: bytes, source: SourceConfig, file: Path, where: str = "") -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"source {source.name}: {file}{where} is not UTF-8 (invalid byte 0x{raw[err.start]:02x} at "
+            f"offset {err.start}); convert it, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+
+
+def _read_text(source: SourceConfig) -> Iterator[RawDocument]:
+    base = _glob_base(str(resolve_path(source.path or "", source.name)))
+    for file in _local_files(source):
+        key = file.relative_to(base).as_posix() if file.is_relative_to(base) else file.name
+        yield RawDocument(key=key, unit=None, text=_decode(file.read_bytes(), source, file))
+
+
+def _record_document(record: dict, source: SourceConfig, number: int, where: str) -> RawDocument:
+    if not isinstance(record, dict) or source.text_field not in record:
+        raise DataError(f"source {source.name}: {where} has no field {source.text_field!r}; set text_field")
+    text = record[source.text_field]
+    if not isinstance(text, str):
+        raise DataError(f"source {source.name}: {where} field {source.text_field!r} is not a string")
+    key = str(record.get(source.id_field, number)) if source.id_field else str(number)
+    unit = record.get(source.unit_field) if source.unit_field else None
+    return RawDocument(key=key, unit=None if unit is None else str(unit), text=text)
+
+
+def _read_jsonl(source: SourceConfig) -> Iterator[RawDocument]:
+    number = 0
+    for file in _local_files(source):
+        with open(file, "rb") as f:
+            for line_number, raw in enumerate(f, start=1):
+                line = _decode(raw, source, file, f" line {line_number}").strip()
+                if not line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(f"source {source.name}: {file} line {line_number} is not JSON: {err}") from None
+                yield _record_document(record, source, number, f"{file} line {line_number}")
+                number += 1
+
+
+def _read_parquet(source: SourceConfig) -> Iterator[RawDocument]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [c for c in (source.text_field, source.id_field, source.unit_field) if c]
+    number = 0
+    for file in _local_files(source):
+        try:
+            parquet = pq.ParquetFile(file)
+            for batch in parquet.iter_batches(columns=columns):
+                for record in batch.to_pylist():
+                    yield _record_document(record, source, number, f"{file} row {number}")
+                    number += 1
+        except (pa.ArrowInvalid, OSError, KeyError) as err:
+            raise DataError(f"source {source.name}: {file} is not a readable parquet file with "
+                            f"columns {columns}: {err}") from None
+
+
+def _check_sqlite_file(source: SourceConfig, path: Path) -> None:
+    """Catch a truncated or foreign file from its header before SQLite reads pages that are not there.
+
+    The header (https://sqlite.org/fileformat.html) stores the page size (offset 16) and the page count
+    (offset 28, valid when the change counter at 24 equals the one at 92); their product is the file size.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise DataError(f"source {source.name}: {path} is not an SQLite database (bad header); "
+                        "re-download or reinstall it")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    page_count = int.from_bytes(header[28:32], "big")
+    if header[24:28] == header[92:96] and page_count and size < page_size * page_count:
+        raise DataError(
+            f"source {source.name}: {path} is truncated ({size} bytes, its header says "
+            f"{page_size * page_count}); re-download or reinstall it"
+        )
+
+
+def _read_sqlite(source: SourceConfig) -> Iterator[RawDocument]:
+    (path,) = _local_files(source)
+    _check_sqlite_file(source, path)
+    # Read-only and immutable: package files may sit on read-only file systems, and no lock is needed.
+    uri = f"file:{path.resolve()}?mode=ro&immutable=1"
+    try:
+        connection = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as err:
+        raise DataError(f"source {source.name}: cannot open {path}: {err}") from None
+    try:
+        cursor = connection.execute(source.query or "")
+        columns = [d[0] for d in cursor.description or []]
+        if "doc" not in columns or "text" not in columns:
+            raise DataError(
+                f"source {source.name}: query must return columns named doc and text (and optionally unit); "
+                f"it returns {columns}"
+            )
+        doc_i, text_i = columns.index("doc"), columns.index("text")
+        unit_i = columns.index("unit") if "unit" in columns else None
+        key: str | None = None
+        unit: str | None = None
+        lines: list[str] = []
+        for row in cursor:
+            row_key = str(row[doc_i])
+            if row_key != key and key is not None:
+                yield RawDocument(key=key, unit=unit, text="\n".join(lines))
+                lines = []
+            key = row_key
+            unit = None if unit_i is None or row[unit_i] is None else str(row[unit_i])
+            lines.append(str(row[text_i]))
+        if key is not None:
+            yield RawDocument(key=key, unit=unit, text="\n".join(lines))
+    except sqlite3.Error as err:
+        raise DataError(f"source {source.name}: reading {path} failed ({err}); the file may be damaged or "
+                        "the query wrong") from None
+    finally:
+        connection.close()
+
+
+def _read_hf(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+    import datasets
+
+    folder = cache_dir(cfg, source)
+    input_files(cfg, source)  # the "missing cache" message
+    dataset = datasets.load_from_disk(str(folder))
+    for number, record in enumerate(dataset):
+        yield _record_document(record, source, number, f"{folder} row {number}")
+
+
+def read_documents(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+    """The source's documents in a stable order, at most `max_documents`; DataError if it has none."""
+    readers = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite}
+    stream = _read_hf(cfg, source) if source.kind == "hf" else readers[source.kind](source)
+    count = 0
+    for document in islice(stream, source.max_documents):
+        count += 1
+        yield document
+    if count == 0:
+        raise DataError(f"source {source.name}: yielded no documents (path {source.path or source.hf_name}); "
+                        "check that the file is not empty and the query/fields select something")
+
+
+def _load_hub(source: SourceConfig):
+    """The dataset named by the source: from the hub, or from a local folder (how tests exercise this)."""
+    import datasets
+
+    local = Path(source.hf_name or "")
+    if local.is_dir() and ((local / "state.json").exists() or (local / "dataset_dict.json").exists()):
+        loaded = datasets.load_from_disk(str(local))
+        return loaded[source.hf_split] if isinstance(loaded, datasets.DatasetDict) else loaded
+    return datasets.load_dataset(source.hf_name, source.hf_config, split=source.hf_split)
+
+
+def fetch_source(cfg: RunConfig, name: str) -> None:
+    """Download hub source `name` into its cache folder (atomically), for offline reading by prepare."""
+    source = cfg.data.source(name)
+    if source.kind != "hf":
+        raise ConfigError(f"data.sources[{name}].kind: {source.kind} sources are read in place; "
+                          "only kind hf is fetched")
+    try:
+        dataset = _load_hub(source)
+    except (FileNotFoundError, ValueError, ConnectionError, OSError) as err:
+        raise DataError(f"source {name}: cannot load {source.hf_name!r} (config {source.hf_config}, split "
+                        f"{source.hf_split}): {err}") from None
+    target = cache_dir(cfg, source)
+    with atomic_dir(target) as tmp:
+        dataset.save_to_disk(str(tmp))
