@@ -133,8 +133,9 @@ class FilterConfig:
         for key in ("min_chars", "minhash_permutations", "shingle_words"):
             if getattr(self, key) < (0 if key == "min_chars" else 1):
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be a positive integer")
-        for key in ("max_symbol_ratio", "max_digit_ratio", "max_repeated_line_ratio", "min_language_confidence",
-                    "near_dup_threshold"):
+        fractions = ("max_symbol_ratio", "max_digit_ratio", "max_repeated_line_ratio",
+                     "min_language_confidence", "near_dup_threshold")
+        for key in fractions:
             value = getattr(self, key)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{where}.{key}: {value} must be a fraction between 0 and 1")
@@ -199,7 +200,8 @@ class DataConfig:
         for i, source in enumerate(self.sources):
             key = f"{where}.sources[{i}]"
             if source.name in seen:
-                raise ConfigError(f"{key}.name: {source.name!r} is used by an earlier source; names must be unique")
+                raise ConfigError(
+                    f"{key}.name: {source.name!r} is used by an earlier source; names must be unique")
             seen.add(source.name)
             if source.language not in KNOWN_LANGUAGES:
                 raise ConfigError(

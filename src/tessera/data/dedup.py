@@ -26,7 +26,8 @@ def shingles(text: str, words_per_shingle: int) -> set[bytes]:
     words = _WORD.findall(text.lower())
     if len(words) <= words_per_shingle:
         return {" ".join(words).encode()}
-    return {" ".join(words[i:i + words_per_shingle]).encode() for i in range(len(words) - words_per_shingle + 1)}
+    last = len(words) - words_per_shingle
+    return {" ".join(words[i:i + words_per_shingle]).encode() for i in range(last + 1)}
 
 
 class Deduplicator:

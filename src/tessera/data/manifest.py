@@ -102,7 +102,8 @@ def build_manifest(cfg: RunConfig, stats: dict[str, SourceStats]) -> dict[str, A
     languages: dict[str, Any] = {}
     for lang in cfg.data.languages:
         names = [s.name for s in cfg.data.sources if s.language == lang]
-        splits = {split: {key: sum(sources[n]["splits"][split][key] for n in names) for key in ("documents", "bytes")}
+        splits = {split: {key: sum(sources[n]["splits"][split][key] for n in names)
+                          for key in ("documents", "bytes")}
                   for split in SPLITS}
         languages[lang] = {
             "sources": names,

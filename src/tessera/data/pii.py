@@ -22,7 +22,8 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b
 # Codice fiscale: 6 letters (surname, name), 2 digits (year), month letter, 2 digits (day), a letter and
 # 3 digits (birthplace), check letter. Omocodia replaces digits with LMNPQRSTUV: allowed in digit places.
 _D = "[0-9LMNPQRSTUV]"
-_CODICE_FISCALE = re.compile(rf"\b[A-Z]{{6}}{_D}{{2}}[ABCDEHLMPRST]{_D}{{2}}[A-Z]{_D}{{3}}[A-Z]\b", re.IGNORECASE)
+_CODICE_FISCALE = re.compile(rf"\b[A-Z]{{6}}{_D}{{2}}[ABCDEHLMPRST]{_D}{{2}}[A-Z]{_D}{{3}}[A-Z]\b",
+                             re.IGNORECASE)
 # Phone: international (+39 ...) or a national number starting with 0 or 3 (Italian landline/mobile) of
 # 8-13 digits with optional separators, or a North-American (555) 123-4567 shape.
 _PHONE = re.compile(

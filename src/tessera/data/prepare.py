@@ -53,14 +53,15 @@ def _describe_inputs(cfg: RunConfig, source: SourceConfig) -> list[dict]:
     """Input files with size and sha256; the configured spelling for a single `pkg://` file (portable)."""
     files = input_files(cfg, source)
     entries = []
+    single_package_file = len(files) == 1 and (source.path or "").startswith("pkg://")
     for file in files:
-        shown = source.path if len(files) == 1 and source.path and source.path.startswith("pkg://") else str(file)
+        shown = source.path if single_package_file else str(file)
         entries.append({"path": shown, "bytes": file.stat().st_size, "sha256": file_digest(file)})
     return entries
 
 
-def _process_source(cfg: RunConfig, source: SourceConfig, dedup: Deduplicator, writers: dict[str, ShardWriter],
-                    stats: SourceStats, result: PrepareResult) -> None:
+def _process_source(cfg: RunConfig, source: SourceConfig, dedup: Deduplicator,
+                    writers: dict[str, ShardWriter], stats: SourceStats, result: PrepareResult) -> None:
     filters = cfg.data.filters
     documents = read_documents(cfg, source)
     while True:

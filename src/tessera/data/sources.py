@@ -136,7 +136,8 @@ def _read_jsonl(source: SourceConfig) -> Iterator[RawDocument]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise DataError(f"source {source.name}: {file} line {line_number} is not JSON: {err}") from None
+                    raise DataError(
+                        f"source {source.name}: {file} line {line_number} is not JSON: {err}") from None
                 yield _record_document(record, source, number, f"{file} line {line_number}")
                 number += 1
 
