@@ -234,6 +234,7 @@ class RunConfig:
 
     def check(self) -> None:
         """Checks that span sections (e.g. each stage's mixture names languages the data provides)."""
+        self.energy.check_site(self.site)  # the site's country and GPU type are in energy's tables
         languages = set(self.data.languages)
         for stage in self.train.stages:
             missing = sorted(set(stage.mixture) - languages)
