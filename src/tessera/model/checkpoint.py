@@ -1,0 +1,115 @@
+"""Model checkpoints: one folder with the weights, the config they belong to and the tokenizer.
+
+    <dir>/model.safetensors   tessera parameter names (see tessera.model.transformer), saved dtype kept
+    <dir>/tessera.json        {"model": <ModelConfig as a mapping>, "stage", "step", "tokens_seen", ...}
+    <dir>/tokenizer.json, tokenizer_config.json, ...  (copied from the run's tokenizer folder)
+
+Written atomically (a killed job leaves the previous checkpoint or none, never half of one). This is the
+published, consolidated model; the optimizer and data-loader state live in the trainer's run state.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from tessera.config import from_dict, to_dict
+from tessera.errors import CheckpointError, ConfigError
+from tessera.io import atomic_dir, write_json
+from tessera.model.config import ModelConfig
+from tessera.model.layers import RotaryEmbedding
+from tessera.model.transformer import Transformer
+
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_meta", "WEIGHTS_FILE", "META_FILE"]
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "tessera.json"
+REQUIRED_META = ("stage", "step", "tokens_seen")
+
+
+def save_checkpoint(
+    directory: str | Path, model: Transformer, meta: dict[str, Any], tokenizer_dir: str | Path | None = None
+) -> Path:
+    """Write `model`'s weights, its config plus `meta` (stage, step, tokens_seen, ...) and the tokenizer."""
+    missing = [key for key in REQUIRED_META if key not in meta]
+    if missing:
+        raise ValueError(f"save_checkpoint: meta lacks {', '.join(missing)}")  # a caller's bug, not a user's
+    directory = Path(directory)
+    # Tied embeddings appear once (no lm_head); safetensors refuses shared or strided storage.
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    with atomic_dir(directory) as tmp:
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        write_json(tmp / META_FILE, {"model": to_dict(model.cfg), **meta})
+        if tokenizer_dir is not None:
+            tokenizer_dir = Path(tokenizer_dir)
+            if not tokenizer_dir.is_dir():
+                raise CheckpointError(
+                    f"{tokenizer_dir}: tokenizer folder not found (train the tokenizer first)"
+                )
+            for item in sorted(tokenizer_dir.iterdir()):
+                if item.is_file():
+                    shutil.copy2(item, tmp / item.name)
+    return directory
+
+
+def read_checkpoint_meta(directory: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
+    """The ModelConfig and the meta of a checkpoint folder, without loading its weights."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: checkpoint folder not found")
+    meta_path = directory / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{directory}: {META_FILE} is missing; the folder is not a tessera checkpoint "
+            "(re-publish it, or import a transformers folder with `tessera import-hf`)"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{meta_path}: not valid JSON ({err}); the checkpoint is corrupt") from None
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise CheckpointError(f"{meta_path}: has no \"model\" entry; the checkpoint is corrupt")
+    try:
+        cfg = from_dict(ModelConfig, meta.pop("model"), f"{meta_path}: model")
+    except ConfigError as err:
+        raise CheckpointError(f"{err} (written by an incompatible tessera version?)") from None
+    return cfg, meta
+
+
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Transformer, dict[str, Any]]:
+    """Rebuild the Transformer of a checkpoint folder on `device` (weights in their saved dtype)."""
+    directory = Path(directory)
+    cfg, meta = read_checkpoint_meta(directory)
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"{directory}: {WEIGHTS_FILE} is missing; re-publish the checkpoint")
+    try:
+        state = load_file(str(weights_path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{directory}: {WEIGHTS_FILE} cannot be read ({err}); the file is truncated or corrupt"
+        ) from None
+    # Build without allocating or initialising (a 7B model would spend minutes in init), then adopt the
+    # loaded tensors. Non-persistent buffers are not in the file: the rotary tables are derived from the
+    # config and rebuilt; the others are accumulators that start at zero (the router's load count since
+    # the last bias update). tests/model/test_checkpoint.py checks both against a freshly built model.
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{weights_path}: does not match its {META_FILE} model config: {err}") from None
+    model.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta).to(device)
+    for module in model.modules():
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer.is_meta:
+                module.register_buffer(name, torch.zeros_like(buffer, device=device), persistent=False)
+    return model, meta
