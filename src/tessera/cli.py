@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     tokenize = verbs.add_parser("tokenize", help="encode one language/split into token files")
     tokenize.add_argument("--language", required=True)
     tokenize.add_argument("--split", required=True)
+    tokenize.add_argument("--threads", type=int, help="cores to encode with (default: the CPU affinity)")
 
     train = verbs.add_parser("train", help="train one stage up to a step (resumes from its run state)")
     train.add_argument("--stage", required=True)
@@ -124,7 +125,7 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     elif verb == "tokenize":
         from tessera.data.tokenize import tokenize_split
 
-        tokenize_split(cfg, args.language, args.split)
+        tokenize_split(cfg, args.language, args.split, num_threads=args.threads)
     elif verb == "train":
         from tessera.train.trainer import run_stage
 

@@ -1,0 +1,154 @@
+"""Shards -> token files: `tessera tokenize --language L --split S` (see tessera.data.tokens for the format).
+
+Streaming in bounded memory: a reader thread decompresses and parses the shard into batches of about
+BATCH_BYTES of text, at most QUEUE_BATCHES ahead; the calling thread encodes each batch with the
+tokenizers library (Rust, all `num_threads` cores, without the GIL, so reading the next batch overlaps
+it) and appends the ids to the output. Memory is a few batches whatever the shard's size; the output is
+in document order, so it is the same for any thread count.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import zstandard
+from tokenizers import Tokenizer
+
+from tessera.config import RunConfig
+from tessera.data.tokens import suffixed, write_token_file
+from tessera.errors import DataError
+from tessera.io import sha256_file
+from tessera.layout import SPLITS, RunLayout
+
+__all__ = ["read_shard", "tokenize_split", "encode_documents", "set_num_threads", "BATCH_BYTES"]
+
+log = logging.getLogger(__name__)
+
+BATCH_BYTES = 2_000_000
+"""Text per encode call: large enough to keep every core busy, small enough that a few batches in flight
+(with the tokenizer's per-token bookkeeping, ~20x the text) stay within tens of MB."""
+QUEUE_BATCHES = 2
+
+
+def read_shard(path: str | Path) -> Iterator[dict]:
+    """Stream the documents of a zstd JSONL shard (bounded memory whatever its size)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"{path}: shard is missing; run `tessera data prepare` (or the prepare_data rule) first"
+        )
+    with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream:
+        for line_no, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8"), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: line {line_no} is not JSON ({err}); rerun the data stage") from None
+
+
+def set_num_threads(num_threads: int | None) -> int:
+    """Cores the tokenizers library may use: `num_threads`, else this process's CPU affinity (what SLURM or
+    Snakemake granted). Takes effect only before the library's first parallel call in the process."""
+    threads = num_threads or len(os.sched_getaffinity(0))
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    return threads
+
+
+def _batches(texts: Iterable[str], batch_bytes: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for text in texts:
+        batch.append(text)
+        size += len(text)
+        if size >= batch_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _prefetch(batches: Iterator[list[str]], depth: int) -> Iterator[list[str]]:
+    """Run `batches` in a thread, `depth` batches ahead; its exceptions re-raise here."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        slots.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(done)
+        except BaseException as err:  # handed to the consumer, which raises it
+            slots.put(err)
+
+    thread = threading.Thread(target=produce, name="shard-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := slots.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def encode_documents(
+    tokenizer: Tokenizer, texts: Iterable[str], batch_bytes: int = BATCH_BYTES
+) -> Iterator[tuple[list[list[int]], int]]:
+    """(token ids of each document, UTF-8 bytes of the batch) for consecutive batches of `texts`."""
+    for batch in _prefetch(_batches(texts, batch_bytes), QUEUE_BATCHES):
+        encodings = tokenizer.encode_batch_fast(batch, add_special_tokens=False)
+        yield [e.ids for e in encodings], sum(len(t.encode("utf-8")) for t in batch)
+
+
+def tokenize_split(cfg: RunConfig, language: str, split: str, num_threads: int | None = None) -> Path:
+    """Encode `data/<language>/<split>.jsonl.zst` into `tokens/<language>/<split>.{bin,idx,json}`."""
+    if split not in SPLITS:
+        raise DataError(f"split {split!r} is unknown; splits: {', '.join(SPLITS)}")
+    layout = RunLayout(cfg.out_dir)
+    tokenizer_json = layout.tokenizer_dir / "tokenizer.json"
+    if not tokenizer_json.exists():
+        raise DataError(f"{tokenizer_json}: missing; run `tessera tokenizer train` first")
+    threads = set_num_threads(num_threads)
+    tokenizer = Tokenizer.from_file(str(tokenizer_json))
+    eos = cfg.tokenizer.special_tokens[1]
+    eos_id = tokenizer.token_to_id(eos)
+    if eos_id is None:
+        raise DataError(f"{tokenizer_json}: has no {eos} token; retrain it with `tessera tokenizer train`")
+    stem = layout.tokens(language, split)
+    meta = {
+        "vocab_size": tokenizer.get_vocab_size(),
+        "tokenizer_sha256": sha256_file(tokenizer_json),
+        "eos_id": eos_id,
+        "language": language,
+        "split": split,
+    }
+    texts = (doc["text"] for doc in read_shard(layout.shard(language, split)))
+    with write_token_file(stem, meta) as writer:
+        for documents, num_bytes in encode_documents(tokenizer, texts):
+            writer.add_documents(documents)
+            writer.num_bytes += num_bytes
+    log.info(
+        "%s: %d documents, %d tokens (%d threads)",
+        suffixed(stem, ".bin"),
+        writer.num_documents,
+        writer.num_tokens,
+        threads,
+    )
+    return stem
