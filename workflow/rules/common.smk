@@ -11,8 +11,12 @@ LAYOUT = RunLayout(CFG.out_dir)
 OUT = str(CFG.out_dir)
 LANGUAGES = CFG.data.languages
 
-# Every job reads the same config files Snakemake merged, in the same order.
-TESSERA_ARGS = " ".join(f"--config {Path(f).resolve()}" for f in workflow.configfiles)
+# Every job reads the same config files Snakemake merged, in the same order. Snakemake lists the
+# command line's --configfile files first and the Snakefile's `configfile:` last, but merges the
+# command line's over it: pass the Snakefile's first so that a later file wins, as in Snakemake.
+_CLI_CONFIGS = [Path(f).resolve() for f in workflow.overwrite_configfiles or []]
+_CONFIGS = [Path(f).resolve() for f in workflow.configfiles if Path(f).resolve() not in _CLI_CONFIGS]
+TESSERA_ARGS = " ".join(f"--config {f}" for f in [*_CONFIGS, *_CLI_CONFIGS])
 TESSERA = f"tessera {TESSERA_ARGS}"
 
 

@@ -1,7 +1,37 @@
 # Data stage: sources -> filtered, deduplicated, split shards per language + manifest.json.
+# Hub sources are downloaded first by fetch_source on the login/head node (compute nodes are offline).
+import re
+
+from tessera.data.sources import workflow_inputs
+
+HF_SOURCES = [s.name for s in CFG.data.sources if s.kind == "hf"]
+SOURCE_CACHE = str(CFG.data.cache_dir or f"{OUT}/sources")
+
+
+localrules:
+    fetch_source,
+
+
+rule fetch_source:
+    output:
+        directory(f"{SOURCE_CACHE}/{{source}}"),
+    log:
+        log_file("fetch_source-{source}"),
+    params:
+        tessera=TESSERA,
+    wildcard_constraints:
+        # Only hub sources are fetched; "(?!)" matches nothing when there are none.
+        source="|".join(re.escape(name) for name in HF_SOURCES) or "(?!)",
+    conda:
+        "../envs/tessera.yaml"
+    shell:
+        "{params.tessera} data fetch --source {wildcards.source} > {log} 2>&1"
 
 
 rule prepare_data:
+    input:
+        # Local source files (a change reruns prepare) and hub caches (made by fetch_source).
+        sources=workflow_inputs(CFG),
     output:
         shards=expand(f"{OUT}/data/{{lang}}/{{split}}.jsonl.zst", lang=LANGUAGES, split=SPLITS),
         manifest=f"{OUT}/data/manifest.json",
@@ -10,11 +40,14 @@ rule prepare_data:
         log_file("prepare_data"),
     benchmark:
         benchmark_file("prepare_data")
-    threads: 2
+    params:
+        tessera=TESSERA,
+    # One process: the filters are sequential Python; the other core stays free for other jobs.
+    threads: 1
     resources:
         runtime=60,
         mem_mb=8000,
     conda:
         "../envs/tessera.yaml"
     shell:
-        "{TESSERA} --energy-out {output.energy} data prepare > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy} data prepare > {log} 2>&1"

@@ -24,7 +24,8 @@ from tessera.data.config import SourceConfig
 from tessera.errors import ConfigError, DataError
 from tessera.io import atomic_dir
 
-__all__ = ["RawDocument", "resolve_path", "input_files", "read_documents", "cache_dir", "fetch_source"]
+__all__ = ["RawDocument", "resolve_path", "input_files", "workflow_inputs", "read_documents", "cache_dir",
+           "fetch_source"]
 
 PKG_SCHEME = "pkg://"
 
@@ -95,6 +96,19 @@ def input_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
             f"{source.name}` on a machine with internet (the workflow's fetch_source rule does this)"
         )
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def workflow_inputs(cfg: RunConfig) -> list[str]:
+    """The prepare job's inputs: every local source file (editing one reruns prepare) and each hub
+    source's cache folder (which the fetch_source rule produces). A missing local file raises DataError,
+    so the workflow stops before any job runs."""
+    paths: list[str] = []
+    for source in cfg.data.sources:
+        if source.kind == "hf":
+            paths.append(str(cache_dir(cfg, source)))
+        else:
+            paths.extend(str(path) for path in input_files(cfg, source))
+    return list(dict.fromkeys(paths))  # the demo's five sources share one file
 
 
 def _decode(raw: bytes, source: SourceConfig, file: Path, where: str = "") -> str:
