@@ -72,7 +72,8 @@ def test_matches_cross_entropy_of_a_real_model():
 def _token_file(tmp_path, documents, text_bytes):
     stem = tmp_path / "tokens" / "ita" / "test"
     stem.parent.mkdir(parents=True)
-    meta = {"vocab_size": VOCAB, "tokenizer_sha256": "0" * 64, "eos_id": EOS, "language": "ita", "split": "test"}
+    meta = {"vocab_size": VOCAB, "tokenizer_sha256": "0" * 64, "eos_id": EOS, "language": "ita",
+            "split": "test"}
     with write_token_file(stem, meta) as writer:
         writer.add_documents(documents)
         writer.num_bytes = text_bytes

@@ -1,0 +1,59 @@
+"""`tessera eval checkpoint`: one result file per checkpoint; a broken checkpoint fails alone, by name."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tessera.cli import main
+from tessera.errors import CheckpointError
+from tessera.eval.evaluate import evaluate_checkpoint
+from tessera.layout import RunLayout
+
+
+def test_result_has_every_language_and_the_gap_to_the_best(eval_run, tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    vocab = len(AutoTokenizer.from_pretrained(tokenizer_dir))
+    layout = RunLayout(eval_run.out_dir)
+    out = layout.eval_result("stable", 10)
+    result = evaluate_checkpoint(eval_run, layout.checkpoint("stable", 10), out)
+    assert json.loads(out.read_text()) == result
+    assert (result["stage"], result["step"], result["tokens_seen"]) == ("stable", 10, 1280)
+    assert set(result["intrinsic"]) == set(eval_run.data.languages)
+    for scores in result["intrinsic"].values():
+        # Both measure the same total NLL: bits/byte x bytes = log2(perplexity) x tokens.
+        total_bits = scores["bits_per_byte"] * scores["num_bytes"]
+        assert total_bits == pytest.approx(math.log2(scores["perplexity"]) * scores["num_tokens"])
+        # An untrained model is near uniform over the vocabulary.
+        assert 0.5 * vocab < scores["perplexity"] < 2 * vocab
+        assert scores["gap_to_best"] >= 0
+    assert min(s["gap_to_best"] for s in result["intrinsic"].values()) == 0
+    assert result["tasks"] == {} and result["errors"] == []
+
+
+def test_truncated_checkpoint_fails_by_name_and_the_others_complete(eval_run, capsys, repo_root):
+    layout = RunLayout(eval_run.out_dir)
+    broken = layout.checkpoint("stable", 10)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    with pytest.raises(CheckpointError, match=str(broken)):
+        evaluate_checkpoint(eval_run, broken, layout.eval_result("stable", 10))
+    assert not layout.eval_result("stable", 10).exists()  # Snakemake must not take it for a result
+
+    # Through the CLI with the demo config, as the Snakemake job runs it: exit 1, one line naming it.
+    code = main([
+        "--config", str(repo_root / "config.yaml"), "--set", f"run.results_dir={eval_run.run.results_dir}",
+        "--set", f"run.name={eval_run.run.name}", "--set", "eval.tasks=[]",
+        "eval", "checkpoint", "--checkpoint", str(broken), "--out", str(layout.eval_result("stable", 10)),
+    ])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert str(broken) in err and "truncated" in err
+
+    # The other checkpoint's evaluation is unaffected.
+    good = evaluate_checkpoint(eval_run, layout.checkpoint("stable", 20), layout.eval_result("stable", 20))
+    assert good["step"] == 20 and layout.eval_result("stable", 20).is_file()
