@@ -8,10 +8,14 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# common.smk validates with tessera's dataclasses first: their messages name the dotted key and the
+# allowed values (e.g. the language codes), where a schema error prints the whole schema node.
+include: "workflow/rules/common.smk"
+
+
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/train.smk"
