@@ -9,8 +9,6 @@ in document order, so it is the same for any thread count.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
 import queue
@@ -18,16 +16,16 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import zstandard
 from tokenizers import Tokenizer
 
 from tessera.config import RunConfig
+from tessera.data.shards import read_shard
 from tessera.data.tokens import suffixed, write_token_file
 from tessera.errors import DataError
 from tessera.io import sha256_file
 from tessera.layout import SPLITS, RunLayout
 
-__all__ = ["read_shard", "tokenize_split", "encode_documents", "set_num_threads", "BATCH_BYTES"]
+__all__ = ["require_shard", "tokenize_split", "encode_documents", "set_num_threads", "BATCH_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +35,13 @@ BATCH_BYTES = 2_000_000
 QUEUE_BATCHES = 2
 
 
-def read_shard(path: str | Path) -> Iterator[dict]:
-    """Stream the documents of a zstd JSONL shard (bounded memory whatever its size)."""
-    path = Path(path)
+def require_shard(path: Path) -> Path:
+    """`path`, or a DataError saying which stage makes it."""
     if not path.exists():
         raise DataError(
             f"{path}: shard is missing; run `tessera data prepare` (or the prepare_data rule) first"
         )
-    with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream:
-        for line_no, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8"), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: line {line_no} is not JSON ({err}); rerun the data stage") from None
+    return path
 
 
 def set_num_threads(num_threads: int | None) -> int:
@@ -139,7 +129,7 @@ def tokenize_split(cfg: RunConfig, language: str, split: str, num_threads: int |
         "language": language,
         "split": split,
     }
-    texts = (doc["text"] for doc in read_shard(layout.shard(language, split)))
+    texts = (doc["text"] for doc in read_shard(require_shard(layout.shard(language, split))))
     with write_token_file(stem, meta) as writer:
         for documents, num_bytes in encode_documents(tokenizer, texts):
             writer.add_documents(documents)

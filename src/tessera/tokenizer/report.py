@@ -18,7 +18,8 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from tessera.config import RunConfig
-from tessera.data.tokenize import read_shard
+from tessera.data.shards import read_shard
+from tessera.data.tokenize import require_shard
 from tessera.io import atomic_path, write_text
 from tessera.layout import RunLayout
 from tessera.tokenizer.fertility import Fertility, measure, parity_ratio
@@ -67,7 +68,7 @@ def load_reference(name: str, ref: str) -> tuple[Counter | None, str | None]:
 
 def _validation_texts(shard: Path) -> list[str]:
     texts, size = [], 0
-    for doc in read_shard(shard):
+    for doc in read_shard(require_shard(shard)):
         texts.append(doc["text"])
         size += len(doc["text"].encode("utf-8"))
         if size >= VALIDATION_MAX_BYTES:

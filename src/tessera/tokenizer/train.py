@@ -31,7 +31,8 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from tessera.config import RunConfig
-from tessera.data.tokenize import read_shard
+from tessera.data.shards import read_shard
+from tessera.data.tokenize import require_shard
 from tessera.errors import ConfigError, DataError
 from tessera.io import atomic_dir, write_json
 from tessera.layout import RunLayout
@@ -94,7 +95,7 @@ def _sample_language(shard: Path, budget_bytes: int, seed: int) -> tuple[list[st
     """(training pool, held-out texts) drawn uniformly from a shard, about `budget_bytes` of the former.
 
     Two streaming passes (count, then draw) keep memory at the sample's size whatever the shard's."""
-    total = sum(len(doc["text"].encode("utf-8")) for doc in read_shard(shard))
+    total = sum(len(doc["text"].encode("utf-8")) for doc in read_shard(require_shard(shard)))
     if total == 0:
         raise DataError(f"{shard}: no training text; the tokenizer needs every language of data.sources")
     keep = min(1.0, budget_bytes * (1 + 1 / HELDOUT_EVERY) / total)
