@@ -8,7 +8,7 @@ STAGES = [stage.name for stage in CFG.train.stages]
 def stage_checkpoints(stage):
     """Published checkpoint steps of a stage."""
     spec = next(s for s in CFG.train.stages if s.name == stage)
-    return checkpoint_steps(spec.steps, CFG.train.checkpoint_every)
+    return checkpoint_steps(spec.num_steps, CFG.train.checkpoint_every)
 
 
 def final_checkpoint(stage):
