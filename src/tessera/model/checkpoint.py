@@ -26,11 +26,25 @@ from tessera.model.config import ModelConfig
 from tessera.model.layers import RotaryEmbedding
 from tessera.model.transformer import Transformer
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_meta", "WEIGHTS_FILE", "META_FILE"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_meta",
+    "is_tokenizer_file",
+    "WEIGHTS_FILE",
+    "META_FILE",
+]
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "tessera.json"
 REQUIRED_META = ("stage", "step", "tokens_seen")
+# Files a tokenizer folder may hold (fast tokenizers, BPE vocab/merges, sentencepiece, chat template).
+_TOKENIZER_NAMES = {"special_tokens_map.json", "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt",
+                    "chat_template.jinja", "chat_template.json"}
+
+
+def is_tokenizer_file(name: str) -> bool:
+    return name.startswith("tokenizer") or name in _TOKENIZER_NAMES or name.endswith(".model")
 
 
 def save_checkpoint(
@@ -53,7 +67,7 @@ def save_checkpoint(
                     f"{tokenizer_dir}: tokenizer folder not found (train the tokenizer first)"
                 )
             for item in sorted(tokenizer_dir.iterdir()):
-                if item.is_file():
+                if item.is_file() and is_tokenizer_file(item.name):
                     shutil.copy2(item, tmp / item.name)
     return directory
 
