@@ -13,7 +13,8 @@ from tessera.config import RunConfig, RunSection, SiteConfig, from_dict
 from tessera.data.config import DataConfig
 from tessera.data.tokens import write_token_file
 from tessera.eval.config import EvalConfig
-from tessera.layout import RunLayout
+from tessera.layout import RunLayout, checkpoint_steps
+from tessera.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,14 +52,18 @@ def tokenizer_dir(tmp_path_factory) -> Path:
 
 
 def _make_config(results_dir: Path, **eval_section) -> RunConfig:
-    """The demo's run and data sections (so its languages) with this `eval:` section. Sections evaluation
-    never reads stay None, so that their owners' changes in progress don't break these tests."""
+    """The demo's run, data and train sections (so its languages and stages) with this `eval:` section,
+    and a checkpoint every half of the first stage. Sections evaluation never reads stay None, so that
+    their owners' changes in progress don't break these tests."""
     raw = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    train = from_dict(TrainConfig, raw["train"], "train")
+    train.checkpoint_every = max(1, train.stages[0].num_steps // 2)
     return RunConfig(
         run=RunSection(name="evaltest", seed=raw["run"]["seed"], results_dir=results_dir),
         site=SiteConfig(),
         data=from_dict(DataConfig, raw["data"], "data"),
-        tokenizer=None, model=None, train=None, energy=None, release=None,
+        train=train,
+        tokenizer=None, model=None, energy=None, release=None,
         eval=from_dict(EvalConfig, eval_section, "eval"),
         source=REPO / "config.yaml",
     )
@@ -80,7 +85,9 @@ def write_test_tokens(cfg: RunConfig, tokenizer_dir: Path) -> None:
             writer.num_bytes = sum(len(t.encode("utf-8")) for t in texts)
 
 
-def save_debug_checkpoint(directory: Path, tokenizer_dir: Path, step: int, seed: int = 0) -> Path:
+def save_debug_checkpoint(
+    directory: Path, tokenizer_dir: Path, step: int, tokens_seen: int, seed: int
+) -> Path:
     from transformers import AutoTokenizer
 
     from tessera.model.checkpoint import save_checkpoint
@@ -90,7 +97,7 @@ def save_debug_checkpoint(directory: Path, tokenizer_dir: Path, step: int, seed:
     vocab_size = len(AutoTokenizer.from_pretrained(tokenizer_dir))
     torch.manual_seed(seed)
     model = Transformer(build_model_config(ModelSection(preset="debug"), vocab_size))
-    meta = {"stage": directory.parent.name, "step": step, "tokens_seen": step * 128}
+    meta = {"stage": directory.parent.name, "step": step, "tokens_seen": tokens_seen}
     return save_checkpoint(directory, model, meta, tokenizer_dir)
 
 
@@ -100,12 +107,27 @@ def make_config():
     return _make_config
 
 
+def _published(cfg: RunConfig) -> list[tuple[str, int]]:
+    """(stage, step) of every checkpoint the run publishes, in training order."""
+    return [(stage.name, step) for stage in cfg.train.stages
+            for step in checkpoint_steps(stage.num_steps, cfg.train.checkpoint_every)]
+
+
+@pytest.fixture
+def published():
+    """`published(cfg)` -> [(stage, step)] of every published checkpoint, in training order."""
+    return _published
+
+
 @pytest.fixture
 def eval_run(tmp_path, tokenizer_dir) -> RunConfig:
-    """A run with test token files for every language and checkpoints stable/step-000010 and -000020."""
+    """A run with test token files for every language and a random `debug` model at every published
+    checkpoint (at least two)."""
     cfg = _make_config(tmp_path / "results", tasks=[], batch_size=4)
     write_test_tokens(cfg, tokenizer_dir)
     layout = RunLayout(cfg.out_dir)
-    for step in (10, 20):
-        save_debug_checkpoint(layout.checkpoint("stable", step), tokenizer_dir, step, seed=step)
+    for index, (stage, step) in enumerate(_published(cfg)):
+        # Steps restart in each stage; tokens seen keep growing.
+        tokens_seen = (index + 1) * 1000
+        save_debug_checkpoint(layout.checkpoint(stage, step), tokenizer_dir, step, tokens_seen, seed=index)
     return cfg

@@ -13,15 +13,16 @@ from tessera.eval.evaluate import evaluate_checkpoint
 from tessera.layout import RunLayout
 
 
-def test_result_has_every_language_and_the_gap_to_the_best(eval_run, tokenizer_dir):
+def test_result_has_every_language_and_the_gap_to_the_best(eval_run, published, tokenizer_dir):
     from transformers import AutoTokenizer
 
     vocab = len(AutoTokenizer.from_pretrained(tokenizer_dir))
     layout = RunLayout(eval_run.out_dir)
-    out = layout.eval_result("stable", 10)
-    result = evaluate_checkpoint(eval_run, layout.checkpoint("stable", 10), out)
+    stage, step = published(eval_run)[0]
+    out = layout.eval_result(stage, step)
+    result = evaluate_checkpoint(eval_run, layout.checkpoint(stage, step), out)
     assert json.loads(out.read_text()) == result
-    assert (result["stage"], result["step"], result["tokens_seen"]) == ("stable", 10, 1280)
+    assert (result["stage"], result["step"], result["tokens_seen"]) == (stage, step, 1000)
     assert set(result["intrinsic"]) == set(eval_run.data.languages)
     for scores in result["intrinsic"].values():
         # Both measure the same total NLL: bits/byte x bytes = log2(perplexity) x tokens.
@@ -34,26 +35,28 @@ def test_result_has_every_language_and_the_gap_to_the_best(eval_run, tokenizer_d
     assert result["tasks"] == {} and result["errors"] == []
 
 
-def test_truncated_checkpoint_fails_by_name_and_the_others_complete(eval_run, capsys, repo_root):
+def test_truncated_checkpoint_fails_by_name_and_the_others_complete(eval_run, published, capsys, repo_root):
     layout = RunLayout(eval_run.out_dir)
-    broken = layout.checkpoint("stable", 10)
+    (stage, step), (next_stage, next_step) = published(eval_run)[:2]
+    broken = layout.checkpoint(stage, step)
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
 
     with pytest.raises(CheckpointError, match=str(broken)):
-        evaluate_checkpoint(eval_run, broken, layout.eval_result("stable", 10))
-    assert not layout.eval_result("stable", 10).exists()  # Snakemake must not take it for a result
+        evaluate_checkpoint(eval_run, broken, layout.eval_result(stage, step))
+    assert not layout.eval_result(stage, step).exists()  # Snakemake must not take it for a result
 
     # Through the CLI with the demo config, as the Snakemake job runs it: exit 1, one line naming it.
     code = main([
         "--config", str(repo_root / "config.yaml"), "--set", f"run.results_dir={eval_run.run.results_dir}",
         "--set", f"run.name={eval_run.run.name}", "--set", "eval.tasks=[]",
-        "eval", "checkpoint", "--checkpoint", str(broken), "--out", str(layout.eval_result("stable", 10)),
+        "eval", "checkpoint", "--checkpoint", str(broken), "--out", str(layout.eval_result(stage, step)),
     ])
     err = capsys.readouterr().err
     assert code == 1
     assert str(broken) in err and "truncated" in err
 
     # The other checkpoint's evaluation is unaffected.
-    good = evaluate_checkpoint(eval_run, layout.checkpoint("stable", 20), layout.eval_result("stable", 20))
-    assert good["step"] == 20 and layout.eval_result("stable", 20).is_file()
+    good = layout.eval_result(next_stage, next_step)
+    evaluate_checkpoint(eval_run, layout.checkpoint(next_stage, next_step), good)
+    assert json.loads(good.read_text())["step"] == next_step
