@@ -83,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     ev_ckpt = ev_actions.add_parser("checkpoint", help="score one checkpoint")
     ev_ckpt.add_argument("--checkpoint", type=Path, required=True)
     ev_ckpt.add_argument("--out", type=Path, required=True)
-    ev_actions.add_parser("report", help="eval JSON -> reports/eval.{md,csv,png}")
+    ev_actions.add_parser("report", help="eval JSON -> reports/eval.{md,csv,json,png}")
+    ev_cache = ev_actions.add_parser("cache-datasets", help="download upstream lm-eval datasets (login node)")
+    ev_cache.add_argument("--stamp", type=Path, required=True, help="file written when the cache is complete")
 
     energy = verbs.add_parser("energy", help="energy").add_subparsers(dest="action", required=True)
     energy.add_parser("report", help="energy logs -> reports/energy.{md,csv,png}")
@@ -138,6 +140,10 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         from tessera.eval.report import write_report
 
         write_report(cfg)
+    elif verb == "eval" and action == "cache-datasets":
+        from tessera.eval.tasks import cache_datasets
+
+        cache_datasets(cfg, args.stamp)
     elif verb == "energy" and action == "report":
         from tessera.energy.report import write_report
 

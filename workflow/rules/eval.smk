@@ -1,14 +1,40 @@
-# Evaluation: every published checkpoint is scored as soon as its training segment ends.
+# Evaluation: every published checkpoint is scored as soon as its training segment ends (the next
+# segment trains meanwhile). A checkpoint that cannot be loaded fails its own job with a message naming
+# it and writes no result; `snakemake --keep-going` still evaluates every other checkpoint, and
+# `tessera eval report` run by hand reports those and lists the missing one.
+from tessera.eval.tasks import hf_home, upstream_tasks
+
+UPSTREAM_TASKS = upstream_tasks(CFG.eval.tasks)
+# Stamp of the login-node download of upstream tasks' datasets; only in the DAG when there are some.
+EVAL_DATASETS_STAMP = str(hf_home(CFG) / "tessera-eval-datasets.json")
 
 
 def all_checkpoints():
     return [(stage, step) for stage in STAGES for step in stage_checkpoints(stage)]
 
 
+if UPSTREAM_TASKS:
+
+    # Compute nodes have no internet: the hub datasets of upstream lm-eval tasks are cached here first.
+    localrules:
+        cache_eval_datasets,
+
+    rule cache_eval_datasets:
+        output:
+            stamp=EVAL_DATASETS_STAMP,
+        log:
+            log_file("cache_eval_datasets"),
+        conda:
+            "../envs/tessera.yaml"
+        shell:
+            "{TESSERA} eval cache-datasets --stamp {output.stamp} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         checkpoint=f"{OUT}/train/{{stage}}/step-{{step}}",
         tokens=expand(f"{OUT}/tokens/{{lang}}/test.bin", lang=LANGUAGES),
+        datasets=[EVAL_DATASETS_STAMP] if UPSTREAM_TASKS else [],
     output:
         result=f"{OUT}/eval/{{stage}}/step-{{step}}.json",
         energy=energy_log("evaluate-{stage}-{step}"),
@@ -36,6 +62,10 @@ rule eval_report:
     output:
         md=report(f"{OUT}/reports/eval.md", category="Evaluation"),
         csv=f"{OUT}/reports/eval.csv",
+        tasks_csv=f"{OUT}/reports/eval_tasks.csv",
+        summary=f"{OUT}/reports/eval.json",
+        bits_per_byte=report(f"{OUT}/reports/eval_bits_per_byte.png", category="Evaluation"),
+        tasks_png=report(f"{OUT}/reports/eval_tasks.png", category="Evaluation"),
         energy=energy_log("eval_report"),
     log:
         log_file("eval_report"),
