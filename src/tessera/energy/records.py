@@ -169,7 +169,8 @@ def merge_job(job: str, records: list[dict]) -> JobEnergy:
                 out.status = record["status"]
             out.series.append({
                 "node": node, "rank": record["rank"], "start_unix": record["start_unix"],
-                "node_main": record["cpu"]["kind"] != "elsewhere", **record.get("samples", {}),
+                "node_main": record["cpu"]["kind"] != "elsewhere",
+                "num_gpus": len(record["gpu"]["devices"]), **record.get("samples", {}),
             })
             nodes_seen.add(node)
         out.gpu_j += sum(j for j, _ in gpu_j.values())
