@@ -1,0 +1,359 @@
+"""`tessera train --stage S --until-step N`: train one segment of a stage on a DeepSpeed engine.
+
+run_stage: build (process group, loader, model, expert parallelism, engine), restore (this stage's run
+state, else the previous stage's final state, else a fresh model), then loop: `train_step` (micro-batches,
+backward, clip + AdamW step via the engine), callbacks (metrics, energy, logs), a run state every
+`save_state_every` steps, and at `until_step` the published checkpoint `train/<stage>/step-<N>/`.
+
+Preemption: SIGUSR1 (sbatch --signal=USR1@T) or SIGTERM sets a flag; at the end of the current step
+every rank learns of it (one all-reduce), the run state is saved and PreemptedError makes the CLI exit
+75, so Snakemake's retry resumes. A SIGKILL loses the steps since the last run state, which the rerun
+repeats exactly (the loader and the schedule are functions of the step; RNG states are restored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from tessera.config import RunConfig, to_dict
+from tessera.errors import CheckpointError, PreemptedError, TesseraError
+from tessera.io import sha256_file, write_text
+from tessera.layout import RunLayout, checkpoint_steps
+from tessera.parallel.dist import all_true, init_distributed
+from tessera.parallel.env import DistEnv
+from tessera.train.callbacks import (
+    Callback,
+    EnergyCallback,
+    JsonlLogger,
+    MoEStatsCallback,
+    ProgressPrinter,
+    StepRecord,
+    TensorBoardLogger,
+    ThroughputCallback,
+)
+from tessera.train.callbacks.loggers import read_metrics
+from tessera.train.checkpoint import RunStateMeta, latest_state, load_state, save_state
+from tessera.train.config import StageConfig, TrainConfig
+from tessera.train.schedule import lr_at
+
+__all__ = ["run_stage", "train_step", "StepResult", "NonFiniteLossError", "PreemptionFlag", "cross_entropy"]
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class NonFiniteLossError(TesseraError):
+    """Too many consecutive steps had a non-finite loss; the message names the last good checkpoint."""
+
+
+class PreemptionFlag:
+    """Set by SIGUSR1/SIGTERM; the loop checks it between steps (a handler must not save mid-step)."""
+
+    SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signum
+
+    def __enter__(self) -> PreemptionFlag:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def cross_entropy(logits_BTV: torch.Tensor, targets_BT: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits_BTV.flatten(0, 1).float(), targets_BT.flatten())
+
+
+@dataclass
+class StepResult:
+    loss: float
+    """Mean cross-entropy over the step's micro-batches and ranks (NaN if any was non-finite)."""
+    aux_loss: float
+    grad_norm: float | None
+    applied: bool
+    """False when the update was skipped (a non-finite loss or gradient on any rank)."""
+    moe_stats: list[Any]
+
+
+def train_step(engine, batches, lr: float, device: torch.device) -> StepResult:
+    """One optimizer step: forward/backward every micro-batch (DeepSpeed accumulates, then clips and
+    steps at the last), with the learning rate `lr`. A non-finite loss on any rank skips the update:
+    its NaN/inf gradients make DeepSpeed's overflow check drop the step and zero the gradients."""
+    for group in engine.optimizer.param_groups:
+        group["lr"] = lr
+    sums_3 = torch.zeros(3, dtype=torch.float64, device=device)  # ce, aux, non-finite micro-batches
+    out = None
+    for inputs_BT, targets_BT in batches:
+        out = engine(inputs_BT.to(device, non_blocking=True))
+        ce = cross_entropy(out.logits_BTV, targets_BT.to(device, non_blocking=True))
+        loss = ce + out.aux_loss.float()
+        engine.backward(loss)
+        engine.step()
+        detached = torch.stack([ce.detach(), out.aux_loss.detach().float()]).double()
+        sums_3[:2] += torch.nan_to_num(detached, nan=0.0, posinf=0.0, neginf=0.0)
+        sums_3[2] += (~torch.isfinite(loss.detach())).double()
+    micro = engine.gradient_accumulation_steps()
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(sums_3)
+    ranks = dist.get_world_size() if dist.is_initialized() else 1
+    ce_sum, aux_sum, nonfinite = sums_3.tolist()
+    ce_mean, aux_mean = ce_sum / (micro * ranks), aux_sum / (micro * ranks)
+    applied = engine.was_step_applied() and nonfinite == 0
+    norm = engine.get_global_grad_norm()
+    norm = float(norm) if norm is not None else None
+    return StepResult(
+        loss=ce_mean if nonfinite == 0 else float("nan"), aux_loss=aux_mean,
+        grad_norm=norm if applied else None, applied=applied,
+        moe_stats=out.moe_stats if out is not None else [],
+    )
+
+
+def _update_router_biases(model: torch.nn.Module) -> None:
+    """Auxiliary-loss-free balancing: sum each router's load over ranks, then step its bias."""
+    for module in model.modules():
+        if getattr(module, "bias_balancing", False) and hasattr(module, "load_E"):
+            if dist.is_initialized() and dist.get_world_size() > 1:
+                dist.all_reduce(module.load_E)
+            module.update_bias()
+
+
+def _num_threads(cfg: TrainConfig) -> int:
+    if cfg.num_threads:
+        return cfg.num_threads
+    # SLURM writes e.g. "4(x2)" for 4 tasks on each of 2 nodes.
+    env = os.environ
+    local_ranks = int(env.get("LOCAL_WORLD_SIZE") or env.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
+    return max(1, len(os.sched_getaffinity(0)) // max(local_ranks, 1))
+
+
+class _Segment:
+    """One job's share of a stage: everything built once, then `train(until_step)`."""
+
+    def __init__(self, cfg: RunConfig, stage: StageConfig, meter) -> None:
+        from tessera.data.loader import TokenLoader
+        from tessera.model.config import build_model_config, train_flops_per_token
+        from tessera.model.transformer import Transformer
+        from tessera.parallel.deepspeed import build_engine, engine_spec
+        from tessera.parallel.expert_parallel import apply_expert_parallel
+
+        self.cfg, self.stage, self.tcfg = cfg, stage, cfg.train
+        self.layout = RunLayout(cfg.out_dir)
+        self.num_steps = stage.num_steps
+        torch.set_num_threads(_num_threads(self.tcfg))
+        self.env, self.device = init_distributed(DistEnv.from_environ())
+        self.spec = engine_spec(self.tcfg, stage, self.env.world_size, self.device)
+
+        tokenizer_file = self.layout.tokenizer_dir / "tokenizer.json"
+        if not tokenizer_file.is_file():
+            raise CheckpointError(f"{tokenizer_file}: tokenizer not found; run the tokenizer stage first")
+        self.tokenizer_sha256 = sha256_file(tokenizer_file)
+        stage_index = [s.name for s in self.tcfg.stages].index(stage.name)
+        self.loader = TokenLoader(
+            {lang: self.layout.tokens(lang, "train") for lang, w in stage.mixture.items() if w > 0},
+            stage.mixture, stage.seq_len, self.spec.micro_batch_size,
+            seed=cfg.run.seed + 1000 * stage_index,  # each stage draws its own order
+            rank=self.env.rank, world_size=self.env.world_size, grad_accum_steps=self.spec.grad_accum_steps,
+        )
+        self.model_cfg = build_model_config(cfg.model, self.loader.vocab_size)
+        if stage.seq_len > self.model_cfg.max_seq_len:
+            raise CheckpointError(
+                f"train.stages[{stage.name}].seq_len: {stage.seq_len} exceeds the model's max_seq_len "
+                f"({self.model_cfg.max_seq_len}); raise model.overrides.max_seq_len or shorten the stage"
+            )
+        # Same seed on every rank: identical initial weights, and each EP rank keeps its slice of them.
+        torch.manual_seed(cfg.run.seed)
+        model = Transformer(self.model_cfg)
+        model.enable_activation_checkpointing(self.tcfg.activation_checkpointing)
+        apply_expert_parallel(model, self.tcfg.expert_parallel_size)
+        self.engine = build_engine(model, self.tcfg, self.spec, self.device, lr=stage.lr.peak)
+        self.engine.train()
+
+        self.state_dir = self.layout.state_dir(stage.name)
+        self.meta = RunStateMeta(
+            stage=stage.name, step=0, tokens_seen=0, world_size=self.env.world_size,
+            expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.tcfg.zero_stage,
+            model=to_dict(self.model_cfg), tokenizer_sha256=self.tokenizer_sha256,
+        )
+        self.callbacks = self._callbacks(cfg, meter, train_flops_per_token(self.model_cfg, stage.seq_len))
+
+    def _callbacks(self, cfg: RunConfig, meter, flops_per_token: float) -> list[Callback]:
+        peak = None
+        if cfg.site.gpu_type and self.device.type == "cuda":
+            peak = cfg.energy.gpu_types[cfg.site.gpu_type].peak_bf16_flops
+        callbacks: list[Callback] = [
+            ThroughputCallback(flops_per_token, peak, self.env.world_size), MoEStatsCallback(),
+        ]
+        if meter is not None:
+            callbacks.append(EnergyCallback(meter, 1.0 / self.env.world_size))
+        if self.env.is_main:  # one log per stage: rank 0 writes it
+            callbacks.append(JsonlLogger(self.state_dir / METRICS_FILE))
+            if self.tcfg.tensorboard:
+                callbacks.append(TensorBoardLogger(self.state_dir / "tensorboard"))
+            callbacks.append(ProgressPrinter(self.tcfg.log_every))
+        return sorted(callbacks, key=lambda c: c.priority)
+
+    # --- restore ------------------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Continue this stage's run state; else start from the previous stage's final state; else fresh."""
+        found = latest_state(self.state_dir)
+        if found is not None:
+            directory, saved = found
+            load_state(directory, saved, self.meta, self.engine)
+            self.meta.step, self.meta.tokens_seen = saved.step, saved.tokens_seen
+            self.meta.nonfinite_in_a_row = saved.nonfinite_in_a_row
+            self._say(f"resumed {self.stage.name} at step {saved.step} from {directory}")
+            return
+        previous = self.tcfg.previous_stage(self.stage.name)
+        if previous is None:
+            self._say(f"{self.stage.name}: starting from freshly initialised weights")
+            return
+        found = latest_state(self.layout.state_dir(previous.name))
+        if found is None or found[1].step != previous.num_steps:
+            at = f"step {found[1].step}" if found else "no run state"
+            raise CheckpointError(
+                f"{self.layout.state_dir(previous.name)}: stage {previous.name} is not finished ({at} of "
+                f"{previous.num_steps}); train it first (its last checkpoint is this stage's input)"
+            )
+        directory, saved = found
+        # Weights and optimizer moments carry over; step, schedule and data order are the new stage's.
+        load_state(directory, saved, self.meta, self.engine)
+        self.meta.tokens_seen = saved.tokens_seen
+        self._say(f"{self.stage.name}: starting from {previous.name}'s final state {directory}")
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def train(self, until_step: int) -> Path:
+        step = self.meta.step
+        if step > until_step:
+            raise CheckpointError(
+                f"{self.state_dir}: the run state is at step {step}, past --until-step {until_step}; the "
+                f"checkpoint of step {until_step} cannot be re-created from it. Delete {self.state_dir} "
+                "to retrain the stage"
+            )
+        for callback in self.callbacks:
+            callback.on_start(self.stage.name, step, self.num_steps)
+        try:
+            with PreemptionFlag() as flag:
+                while step < until_step:
+                    record = self._step(step)
+                    step = self.meta.step = record.step
+                    for callback in self.callbacks:
+                        callback.on_step_end(record)
+                    self._guard_nonfinite(record)
+                    # Every rank must agree to stop: the signal may reach only some of them.
+                    preempted = not all_true(flag.signal is None, self.device)
+                    if step % self.tcfg.save_state_every == 0 or step == until_step or preempted:
+                        save_state(self.state_dir, self.meta, self.engine, keep=self.tcfg.keep_states)
+                    if preempted and step < until_step:
+                        raise PreemptedError(
+                            f"stage {self.stage.name}: signal received; run state saved at step {step} in "
+                            f"{self.state_dir}. Rerun the same command to resume"
+                        )
+        finally:
+            for callback in self.callbacks:
+                callback.on_end()
+        return self.publish(until_step)
+
+    def _step(self, step: int) -> StepRecord:
+        t0 = time.perf_counter()
+        lr = lr_at(self.stage.lr, step, self.num_steps)
+        batches = (self.loader.batch(step, micro) for micro in range(self.spec.grad_accum_steps))
+        result = train_step(self.engine, batches, lr, self.device)
+        if result.applied:
+            _update_router_biases(self.engine.module)
+            self.meta.nonfinite_in_a_row = 0
+        else:
+            self.meta.nonfinite_in_a_row += 1
+        self.meta.tokens_seen += self.stage.tokens_per_step
+        return StepRecord(
+            stage=self.stage.name, step=step + 1, num_steps=self.num_steps, tokens_seen=self.meta.tokens_seen,
+            step_tokens=self.stage.tokens_per_step, step_time_s=time.perf_counter() - t0,
+            metrics={"loss": result.loss, "aux_loss": result.aux_loss, "lr": lr,
+                     "grad_norm": result.grad_norm,
+                     "skipped": not result.applied, "nonfinite_steps": self.meta.nonfinite_in_a_row},
+            moe_stats=result.moe_stats,
+        )
+
+    def _guard_nonfinite(self, record: StepRecord) -> None:
+        if self.meta.nonfinite_in_a_row < self.tcfg.max_nonfinite_steps:
+            return
+        published = [s for s in checkpoint_steps(self.num_steps, self.tcfg.checkpoint_every)
+                     if s <= record.step and self.layout.checkpoint(self.stage.name, s).is_dir()]
+        last_good = (self.layout.checkpoint(self.stage.name, published[-1]) if published
+                     else "none in this stage (restart from the previous stage's final checkpoint)")
+        found = latest_state(self.state_dir)
+        raise NonFiniteLossError(
+            f"stage {self.stage.name}: {self.meta.nonfinite_in_a_row} steps in a row (to step {record.step}) "
+            f"had a non-finite loss and were skipped (train.max_nonfinite_steps = "
+            f"{self.tcfg.max_nonfinite_steps}). Last good checkpoint: {last_good}; last run state: "
+            f"{found[0] if found else 'none'}. Lower the learning rate or inspect the data of these steps, "
+            f"then delete {self.state_dir / 'latest'} past the bad point to resume"
+        )
+
+    # --- publish ------------------------------------------------------------------------------------
+
+    def publish(self, step: int) -> Path:
+        """Write the consolidated checkpoint `train/<stage>/step-<N>/` with this segment's metrics."""
+        from tessera.model.checkpoint import save_checkpoint
+        from tessera.model.layers import RotaryEmbedding
+        from tessera.model.transformer import Transformer
+        from tessera.parallel.expert_parallel import gather_full_state_dict
+
+        full_state = gather_full_state_dict(self.engine.module)  # collective: every rank
+        out = self.layout.checkpoint(self.stage.name, step)
+        if self.env.is_main:
+            with torch.device("meta"):
+                plain = Transformer(self.model_cfg)
+            plain.load_state_dict({k: v.cpu() for k, v in full_state.items()}, strict=True, assign=True)
+            plain.rotary = RotaryEmbedding(self.model_cfg.head_dim, self.model_cfg.rope_theta)
+            save_checkpoint(out, plain, {
+                "stage": self.stage.name, "step": step, "tokens_seen": self.meta.tokens_seen,
+                "stage_steps": self.num_steps, "run": self.cfg.run.name,
+                "tokenizer_sha256": self.tokenizer_sha256,
+            }, tokenizer_dir=self.layout.tokenizer_dir)
+            earlier = [s for s in checkpoint_steps(self.num_steps, self.tcfg.checkpoint_every) if s < step]
+            first = earlier[-1] if earlier else 0
+            records = read_metrics(self.state_dir / METRICS_FILE)
+            lines = [r for r in records if first < r.get("step", 0) <= step]
+            write_text(out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in lines))
+            self._say(f"published {out}")
+        if dist.is_initialized():
+            dist.barrier()
+        return out
+
+    def _say(self, message: str) -> None:
+        if self.env.is_main:
+            print(f"tessera train: {message}", flush=True)
+
+
+def run_stage(cfg: RunConfig, stage: str, until_step: int | None = None, meter=None) -> Path:
+    """Train `stage` up to `until_step` (default: its last step) and publish that step's checkpoint.
+
+    Resumes from the stage's run state when there is one, so rerunning a killed or preempted job
+    continues it; returns the published checkpoint folder.
+    """
+    spec = cfg.train.stage(stage)
+    until = spec.num_steps if until_step is None else until_step
+    if not 1 <= until <= spec.num_steps:
+        raise CheckpointError(f"--until-step {until}: stage {stage} has steps 1..{spec.num_steps}")
+    segment = _Segment(cfg, spec, meter)
+    segment.restore()
+    return segment.train(until)

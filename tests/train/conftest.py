@@ -1,0 +1,86 @@
+"""A miniature run for the training tests: random token files for two languages, a tokenizer file, and a
+config layered over the repository's config.yaml (the `debug` model, tiny stages, one thread per rank)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tessera.data.tokens import write_token_file
+from tessera.layout import RunLayout
+
+REPO = Path(__file__).resolve().parents[2]
+VOCAB = 256
+LANGUAGES = ("ita", "eng")
+
+
+def write_mini_run(root: Path, tokenizer_text: str = '{"model": "mini"}') -> RunLayout:
+    """Token files whose ids follow a learnable pattern (a per-language affine walk), so the loss falls."""
+    layout = RunLayout(root)
+    layout.tokenizer_dir.mkdir(parents=True, exist_ok=True)
+    (layout.tokenizer_dir / "tokenizer.json").write_text(tokenizer_text)
+    rng = np.random.default_rng(0)
+    for offset, lang in enumerate(LANGUAGES):
+        docs = []
+        for _ in range(60):
+            start, length = int(rng.integers(2, VOCAB)), int(rng.integers(20, 80))
+            docs.append([int(2 + (start + 7 * i + offset) % (VOCAB - 2)) for i in range(length)])
+        meta = {"vocab_size": VOCAB, "tokenizer_sha256": "mini", "eos_id": 1, "language": lang,
+                "split": "train"}
+        with write_token_file(layout.tokens(lang, "train"), meta) as writer:
+            writer.add_documents(docs)
+    return layout
+
+
+def mini_config(results_dir: Path, **train) -> dict:
+    section = {
+        "micro_batch_size": 2, "zero_stage": 2, "expert_parallel_size": 1, "checkpoint_every": 4,
+        "save_state_every": 2, "log_every": 2, "num_threads": 1, "local_processes": 1,
+        "stages": [
+            {"name": "s1", "steps": 8, "seq_len": 32, "batch_size": 4, "mixture": {"ita": 0.7, "eng": 0.3},
+             "lr": {"peak": 1e-2, "warmup_steps": 2}},
+            {"name": "s2", "steps": 4, "seq_len": 32, "batch_size": 4, "mixture": {"ita": 1.0},
+             "lr": {"peak": 1e-2, "decay": "linear"}},
+        ],
+    }
+    section.update(train)
+    return {"run": {"name": "mini", "results_dir": str(results_dir)}, "model": {"preset": "debug"},
+            "train": section, "energy": {"codecarbon": False}}
+
+
+@pytest.fixture
+def mini_run(tmp_path: Path):
+    """(config file, layout) of a fresh miniature run in tmp_path."""
+
+    def make(**train) -> tuple[Path, RunLayout]:
+        layout = write_mini_run(tmp_path / "results" / "mini")
+        config = tmp_path / "mini.yaml"
+        config.write_text(yaml.safe_dump(mini_config(tmp_path / "results", **train)))
+        return config, layout
+
+    return make
+
+
+def tessera_cmd(config: Path, *args: str, nproc: int = 1) -> list[str]:
+    """`tessera --config config.yaml --config <mini> ...`, under torchrun when nproc > 1."""
+    base = ["--config", str(REPO / "config.yaml"), "--config", str(config), *args]
+    if nproc == 1:
+        return [sys.executable, "-m", "tessera.cli", *base]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "tessera.cli", *base]
+
+
+def run_tessera(config: Path, *args: str, nproc: int = 1, timeout: float = 180,
+                check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    proc = subprocess.run(tessera_cmd(config, *args, nproc=nproc), cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
