@@ -1,19 +1,44 @@
-# Energy report: joins every job's energy log and Snakemake benchmark file. Runnable alone on the
-# logs a run left: `snakemake energy_report`.
+# Energy report: joins every job's energy log, Snakemake benchmark file and the training logs.
+# Runnable alone on the logs a run left: `snakemake energy_report`. Its inputs are only the energy
+# logs (outputs of the jobs), so deleting the report reruns this rule and nothing else; benchmark files
+# and metrics.jsonl are read from disk, not declared (each is written by the job whose log is an input).
+
+
+def energy_logs():
+    """The energy log of every compute job in the DAG, from each rule's own `output.energy` pattern."""
+    checkpoints = all_checkpoints()
+    stages = [stage for stage, _ in checkpoints]
+    steps = [f"{step:06d}" for _, step in checkpoints]
+    return [
+        rules.prepare_data.output.energy,
+        rules.train_tokenizer.output.energy,
+        rules.tokenizer_report.output.energy,
+        *expand(rules.tokenize.output.energy, lang=LANGUAGES, split=SPLITS),
+        *expand(rules.train.output.energy, zip, stage=stages, step=steps),
+        *expand(rules.evaluate.output.energy, zip, stage=stages, step=steps),
+        rules.eval_report.output.energy,
+    ]
 
 
 rule energy_report:
     input:
-        logs=[rules.prepare_data.output.energy],
+        logs=energy_logs(),
     output:
         md=report(f"{OUT}/reports/energy.md", category="Energy"),
         csv=f"{OUT}/reports/energy.csv",
+        summary=f"{OUT}/reports/energy.json",
+        stages_png=report(f"{OUT}/reports/energy_stages.png", category="Energy"),
+        power_png=report(f"{OUT}/reports/energy_power.png", category="Energy"),
+        per_token_png=report(f"{OUT}/reports/energy_per_token.png", category="Energy"),
+        emissions_png=report(f"{OUT}/reports/energy_emissions.png", category="Energy"),
     log:
         log_file("energy_report"),
+    params:
+        tessera=TESSERA,
     resources:
         runtime=10,
         mem_mb=2000,
     conda:
         "../envs/tessera.yaml"
     shell:
-        "{TESSERA} energy report > {log} 2>&1"
+        "{params.tessera} energy report > {log} 2>&1"
