@@ -99,10 +99,10 @@ def _prefetch(batches: Iterator[list[str]], depth: int) -> Iterator[list[str]]:
 
 
 def encode_documents(
-    tokenizer: Tokenizer, texts: Iterable[str], batch_bytes: int = BATCH_BYTES
+    tokenizer: Tokenizer, texts: Iterable[str], batch_bytes: int | None = None
 ) -> Iterator[tuple[list[list[int]], int]]:
     """(token ids of each document, UTF-8 bytes of the batch) for consecutive batches of `texts`."""
-    for batch in _prefetch(_batches(texts, batch_bytes), QUEUE_BATCHES):
+    for batch in _prefetch(_batches(texts, batch_bytes or BATCH_BYTES), QUEUE_BATCHES):
         encodings = tokenizer.encode_batch_fast(batch, add_special_tokens=False)
         yield [e.ids for e in encodings], sum(len(t.encode("utf-8")) for t in batch)
 

@@ -1,0 +1,125 @@
+"""Tokenizer training: lossless round trip, transformers loading, special tokens, elisions, determinism."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer
+
+from tessera.errors import ConfigError
+from tessera.layout import RunLayout
+from tessera.tokenizer.train import TRAINING_RECORD, build_tokenizer, train_tokenizer
+
+
+def _tokenizer(cfg) -> Tokenizer:
+    return Tokenizer.from_file(str(RunLayout(cfg.out_dir).tokenizer_dir / "tokenizer.json"))
+
+
+def _assert_round_trip(tokenizer: Tokenizer, texts: list[str]) -> None:
+    encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+    decoded = tokenizer.decode_batch([e.ids for e in encodings], skip_special_tokens=False)
+    for text, back in zip(texts, decoded, strict=True):
+        assert back == text
+
+
+def test_round_trip_every_demo_document(trained):
+    cfg, texts = trained
+    tokenizer = _tokenizer(cfg)
+    assert sum(len(docs) for docs in texts.values()) >= 5 * 100
+    for docs in texts.values():
+        _assert_round_trip(tokenizer, docs)
+
+
+def test_round_trip_shared_corpus(trained, shared_data: Path):
+    tokenizer = _tokenizer(trained[0])
+    files = sorted(p for p in (shared_data / "corpus").rglob("*") if p.is_file())
+    assert files
+    # NFC as the data stage applies it: the tokenizer normalises too, so NFC text comes back exactly.
+    _assert_round_trip(
+        tokenizer, [unicodedata.normalize("NFC", p.read_text(encoding="utf-8")) for p in files]
+    )
+
+
+def test_auto_tokenizer_loads_the_folder(trained):
+    from transformers import AutoTokenizer
+
+    cfg, texts = trained
+    folder = RunLayout(cfg.out_dir).tokenizer_dir
+    assert {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+    hf = AutoTokenizer.from_pretrained(folder)
+    assert (hf.bos_token_id, hf.eos_token_id, hf.pad_token_id) == (0, 1, 2)
+    assert hf.convert_ids_to_tokens([0, 1, 2, 3]) == ["<|bos|>", "<|eos|>", "<|pad|>", "<|reserved_0|>"]
+    assert len(hf) == 1024
+    text = texts["ita"][0]
+    ids = hf(text, add_special_tokens=False)["input_ids"]
+    assert ids == _tokenizer(cfg).encode(text, add_special_tokens=False).ids
+    assert hf.decode(ids) == text
+    # Special tokens in text are single ids (chat formats will rely on it) and never split by BPE.
+    assert hf("<|reserved_5|>ciao", add_special_tokens=False)["input_ids"][0] == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("l'uomo dell'anno", ["l'", "uomo", " dell'", "anno"]),
+        ("c'è l’amico", ["c'", "è", " l’", "amico"]),
+        ("qu'il aujourd'hui", ["qu'", "il", " aujourd'", "hui"]),
+        ("nel 2024, 15 anni", ["nel", " ", "2", "0", "2", "4", ",", " ", "1", "5", " anni"]),
+        ("Straße über", ["Straße", " über"]),
+    ],
+)
+def test_pretokenizer_keeps_elisions_and_splits_digits(text, pieces):
+    tokenizer = build_tokenizer()
+    got = [p for p, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text))]
+    decode = tokenizer.decoder.decode
+    assert [decode([p]) for p in got] == pieces
+
+
+def test_nfd_input_is_normalised():
+    tokenizer = build_tokenizer()
+    assert tokenizer.normalizer.normalize_str(unicodedata.normalize("NFD", "città è")) == "città è"
+
+
+def test_balancing_record_and_determinism(trained, make_tiny_run, tmp_path):
+    cfg, _ = trained
+    record = json.loads((RunLayout(cfg.out_dir).tokenizer_dir / TRAINING_RECORD).read_text())
+    assert len(record["rounds"]) == 2  # equal weights, then one balanced round
+    first, chosen = record["rounds"][0], record["rounds"][record["chosen_round"]]
+    assert chosen["parity_ratio"] <= first["parity_ratio"]
+    assert sorted(first["weights"]) == sorted(cfg.data.languages)
+    assert abs(sum(record["rounds"][1]["weights"].values()) - 1) < 1e-9
+    # Same config and data, another folder: the same bytes.
+    again, _ = make_tiny_run(tmp_path)
+    train_tokenizer(again)
+    for name in ("tokenizer.json", TRAINING_RECORD):
+        ours = (RunLayout(cfg.out_dir).tokenizer_dir / name).read_text()
+        theirs = (RunLayout(again.out_dir).tokenizer_dir / name).read_text()
+        assert ours == theirs
+
+
+def test_fixed_weights_must_name_every_language(demo_texts, tmp_path):
+    cfg, _ = demo_texts
+    cfg.tokenizer.language_weights = {"ita": 1.0}
+    try:
+        with pytest.raises(ConfigError, match="tokenizer.language_weights"):
+            train_tokenizer(cfg)
+    finally:
+        cfg.tokenizer.language_weights = {}
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"vocab_size": 300}, "tokenizer.vocab_size"),
+        ({"reference": {"x": "some.model"}}, "tokenizer.reference.x"),
+        ({"balance_rounds": -1}, "tokenizer.balance_rounds"),
+    ],
+)
+def test_config_errors_name_the_key(make_tiny_run, tmp_path, keys, message):
+    with pytest.raises(ConfigError, match=message):
+        make_tiny_run(tmp_path, **keys)
