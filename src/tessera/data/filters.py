@@ -54,7 +54,7 @@ def strip_gutenberg(text: str) -> str:
     end = _GUTENBERG_END.search(text)
     if end:
         text = text[:end.start()]
-    return text.strip("\n") + "\n" if (start or end) else text
+    return text.strip("\n") if (start or end) else text
 
 
 def _repeated_line_ratio(text: str) -> float:

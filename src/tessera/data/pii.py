@@ -25,12 +25,13 @@ _D = "[0-9LMNPQRSTUV]"
 _CODICE_FISCALE = re.compile(rf"\b[A-Z]{{6}}{_D}{{2}}[ABCDEHLMPRST]{_D}{{2}}[A-Z]{_D}{{3}}[A-Z]\b",
                              re.IGNORECASE)
 # Phone: international (+39 ...) or a national number starting with 0 or 3 (Italian landline/mobile) of
-# 8-13 digits with optional separators, or a North-American (555) 123-4567 shape.
+# 8-13 digits with optional separators (not inside a hyphenated code such as an ISBN), or a
+# North-American (555) 123-4567 shape.
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}"
     r"|\(\d{3}\) ?\d{3}[ .-]\d{4}"
-    r"|\b0\d{1,3}[ .-/]?\d{5,8}\b"
-    r"|\b3\d{2}[ .-]?\d{6,7}\b)"
+    r"|(?<![\w-])0\d{1,3}[ ./-]?\d{5,8}(?![\w-])"
+    r"|(?<![\w-])3\d{2}[ .-]?\d{6,7}(?![\w-]))"
 )
 
 _CF_ODD = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23]

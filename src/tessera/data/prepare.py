@@ -81,8 +81,9 @@ def _process_source(cfg: RunConfig, source: SourceConfig, dedup: Deduplicator,
         with result.timed("gutenberg"):
             stripped = strip_gutenberg(text)
             stats.cleanup["gutenberg_boilerplate_removed"] += stripped != text
-            text = stripped
-        if not text.strip():
+        # Whitespace at the ends carries nothing, and must not make copies look different to dedup.
+        text = stripped.strip()
+        if not text:
             stats.dropped["empty"] += 1
             continue
         with result.timed("quality"):
@@ -97,11 +98,10 @@ def _process_source(cfg: RunConfig, source: SourceConfig, dedup: Deduplicator,
                 stats.dropped["language"] += 1
                 stats.dropped_language_as[language] = stats.dropped_language_as.get(language, 0) + 1
                 continue
+        redactions: dict[str, int] = {}
         if filters.redact_pii:
             with result.timed("pii"):
-                text, counts = redact_pii(text)
-            for kind, count in counts.items():
-                stats.pii_redactions[kind] += count
+                text, redactions = redact_pii(text)
         with result.timed("dedup_exact"):
             duplicate = dedup.is_exact_duplicate(text)
         if duplicate:
@@ -117,6 +117,9 @@ def _process_source(cfg: RunConfig, source: SourceConfig, dedup: Deduplicator,
             split = assign_split(split_key(doc_id, document.unit), cfg.run.seed, cfg.data.splits)
             writers[split].write(record(doc_id, source.name, source.language, document.unit, text))
             stats.kept(split, len(text.encode()))
+            # Counted for kept documents only: the manifest describes what is in the shards.
+            for kind, count in redactions.items():
+                stats.pii_redactions[kind] += count
 
 
 def prepare_into(cfg: RunConfig, data_dir: Path) -> PrepareResult:

@@ -1,0 +1,49 @@
+"""Exact and MinHash/LSH near-duplicate detection (tessera.data.dedup)."""
+
+from __future__ import annotations
+
+from tessera.data.config import FilterConfig
+from tessera.data.dedup import Deduplicator, shingles
+
+PARAGRAPH = ("Quel ramo del lago di Como, che volge a mezzogiorno, tra due catene non interrotte di "
+             "monti, tutto "
+             "a seni e a golfi, a seconda dello sporgere e del rientrare di quelli, vien, quasi a un "
+             "tratto, a "
+             "ristringersi, e a prender corso e figura di fiume, tra un promontorio a destra, e "
+             "un'ampia costiera "
+             "dall'altra parte; e il ponte, che ivi congiunge le due rive, par che renda ancor più sensibile "
+             "all'occhio questa trasformazione, e segni il punto in cui il lago cessa, e l'Adda rincomincia.")
+OTHER = ("Habe nun, ach! Philosophie, Juristerei und Medizin, und leider auch Theologie durchaus "
+         "studiert, mit "
+         "heißem Bemühn. Da steh ich nun, ich armer Tor! Und bin so klug als wie zuvor; heiße Magister, "
+         "heiße "
+         "Doktor gar und ziehe schon an die zehen Jahr herauf, herab und quer und krumm meine Schüler "
+         "an der Nase.")
+
+
+def test_exact_duplicate_detected_once_seen():
+    dedup = Deduplicator(FilterConfig())
+    assert not dedup.is_exact_duplicate(PARAGRAPH)
+    assert dedup.is_exact_duplicate(PARAGRAPH)
+    assert not dedup.is_exact_duplicate(OTHER)
+
+
+def test_near_duplicate_with_one_word_changed():
+    dedup = Deduplicator(FilterConfig())
+    assert not dedup.is_near_duplicate(PARAGRAPH)
+    edited = PARAGRAPH.replace("mezzogiorno", "settentrione")
+    assert edited != PARAGRAPH
+    assert dedup.is_near_duplicate(edited)
+    assert not dedup.is_near_duplicate(OTHER)
+
+
+def test_disabled_filters_flag_nothing():
+    dedup = Deduplicator(FilterConfig(dedup_exact=False, dedup_near=False))
+    for _ in range(2):
+        assert not dedup.is_exact_duplicate(PARAGRAPH)
+        assert not dedup.is_near_duplicate(PARAGRAPH)
+
+
+def test_shingles_are_lowercased_word_ngrams():
+    assert shingles("A b c", 5) == {b"a b c"}
+    assert shingles("Uno due tre quattro", 3) == {b"uno due tre", b"due tre quattro"}
