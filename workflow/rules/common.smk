@@ -31,3 +31,18 @@ def benchmark_file(job):
 
 def log_file(job):
     return f"{OUT}/logs/{job}.log"
+
+
+onstart:
+    # A SLURM profile takes the account from an environment variable ($TESSERA_ACCOUNT); Snakemake
+    # leaves an unset variable as the literal "$NAME", which sbatch would reject job by job. Stop
+    # before the first submission instead, naming the variable (dry runs skip onstart and show it).
+    from snakemake.exceptions import WorkflowError
+
+    for job in workflow.dag.needrun_jobs():
+        account = str(job.resources.get("slurm_account", ""))
+        if "$" in account:
+            raise WorkflowError(
+                f"SLURM account {account!r} (slurm_account in the profile) is an unset environment "
+                f"variable: export {account.strip('${}')}=<your project account> and rerun"
+            )

@@ -1,0 +1,210 @@
+"""The site profiles, checked through Snakemake and the SLURM executor plugin's own code.
+
+Dry runs show every job's resources without any SLURM. The sbatch test runs the real workflow with the
+real plugin up to the submission of one training segment: SLURM's client tools are replaced by stand-ins
+on PATH (`sbatch` records its argument vector and refuses the job), so what is checked is the exact
+command line Snakemake would send to Leonardo or MareNostrum 5.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tessera.cli import load_config
+from tessera.layout import checkpoint_steps
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.prefix) / "bin" / "snakemake")
+
+# Per site: what a training segment must ask SLURM for (4 GPUs per node, one task per GPU, the node's
+# cores split across the tasks, the production QOS, USR1 before the time limit).
+SITES = {
+    "leonardo": {"partition": "boost_usr_prod", "qos": "normal", "cpus_per_task": 8, "node_cores": 32},
+    "marenostrum": {"partition": "acc", "qos": "acc_ehpc", "cpus_per_task": 20, "node_cores": 80},
+}
+GPUS_PER_NODE = 4
+ACCOUNT = "euhpc_a01_042"
+
+FAKE_TOOLS = {
+    # Records the argument vector NUL-separated, one submission per line, and refuses the job so that
+    # Snakemake stops right after building the call.
+    "sbatch": 'printf "%s\\0" "$@" >> "$FAKE_SBATCH_LOG"; echo >> "$FAKE_SBATCH_LOG"\n'
+    'echo "sbatch: error: stand-in for tests" >&2; exit 1',
+    # The plugin validates the account against the user's associations.
+    "sacctmgr": 'echo "$TESSERA_ACCOUNT"',
+    "sshare": 'echo "$TESSERA_ACCOUNT"',
+    "sacct": "exit 0",
+    "squeue": "exit 0",
+    "scontrol": "exit 1",
+    "sinfo": "exit 1",
+    "srun": "exit 1",
+}
+
+
+def _site_profile(site: str) -> dict:
+    """The profile as Snakemake reads it (YTE expressions evaluated, with TESSERA_NODES unset)."""
+    import yte
+
+    with open(REPO / "profiles" / site / "config.yaml", encoding="utf-8") as stream:
+        return yte.process_yaml(stream, require_use_yte=True)
+
+
+def _check_run(tmp_path: Path) -> tuple[Path, str]:
+    """A config overlay that sends outputs to tmp_path, and the first training segment's target."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"run": {"name": "profile-check", "results_dir": str(tmp_path)}}))
+    cfg = load_config([REPO / "config.yaml", overlay], [])
+    stage = cfg.train.stages[0]
+    first_step = checkpoint_steps(stage.steps, cfg.train.checkpoint_every)[0]
+    out = cfg.out_dir
+    # The training rule's inputs, as empty files: with --allowed-rules train they are source files.
+    for lang in cfg.data.languages:
+        for split in ("train", "validation"):
+            path = out / "tokens" / lang / f"{split}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer" / "tokenizer.json").touch()
+    return overlay, str(out / "train" / stage.name / f"step-{first_step:06d}")
+
+
+def _snakemake(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _env(tmp_path: Path, account: str | None) -> dict[str, str]:
+    fake_bin = tmp_path / "fake-slurm-bin"
+    fake_bin.mkdir(exist_ok=True)
+    for name, body in FAKE_TOOLS.items():
+        tool = fake_bin / name
+        tool.write_text(f"#!/bin/sh\n{body}\n")
+        tool.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
+    env.pop("TESSERA_ACCOUNT", None)
+    env.pop("TESSERA_NODES", None)
+    if account is not None:
+        env["TESSERA_ACCOUNT"] = account
+    env["PATH"] = f"{fake_bin}{os.pathsep}{env['PATH']}"
+    env["FAKE_SBATCH_LOG"] = str(tmp_path / "sbatch.log")
+    return env
+
+
+def _submit_first_segment(tmp_path: Path, site: str, account: str | None, nodes: int | None = None):
+    """Run the workflow with the site profile until the plugin calls sbatch for the first segment."""
+    overlay, target = _check_run(tmp_path)
+    env = _env(tmp_path, account)
+    if nodes is not None:
+        env["TESSERA_NODES"] = str(nodes)
+    args = ["--profile", str(REPO / "profiles" / site), "--configfile", str(REPO / "config.yaml"),
+            str(overlay), "--allowed-rules", "train", "--retries", "0", "--jobs", "1",
+            # The failed submission ends the run at the first status check: make that immediate.
+            "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1", target]
+    # The working directory is the repository root, as for a user on the login node (the demo config's
+    # relative paths point to ../shared); results and .snakemake metadata go to tmp_path.
+    result = _snakemake([*args, "--directory", str(REPO), "--shadow-prefix", str(tmp_path)], env, REPO)
+    log = tmp_path / "sbatch.log"
+    calls = [line.strip("\0").split("\0") for line in log.read_text().splitlines() if line] if log.exists() else []
+    return result, calls
+
+
+def _option(argv: list[str], short: str) -> str:
+    """Value of a two-token option such as `-A acct`."""
+    return argv[argv.index(short) + 1]
+
+
+@pytest.mark.parametrize("site", sorted(SITES))
+def test_dry_run_shows_each_jobs_site_resources(site: str, tmp_path: Path) -> None:
+    overlay, _ = _check_run(tmp_path)
+    env = _env(tmp_path, ACCOUNT)
+    result = _snakemake(["-n", "--profile", str(REPO / "profiles" / site), "--configfile",
+                         str(REPO / "config.yaml"), str(overlay)], env, REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = SITES[site]
+    jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", result.stdout, flags=re.M)
+    resources = {rule: line for rule, line in jobs}
+    assert {"train", "evaluate", "prepare_data", "train_tokenizer", "tokenize"} <= set(resources)
+    for rule, line in resources.items():
+        if rule == "all":
+            continue
+        assert f"slurm_account={ACCOUNT}" in line, (rule, line)
+        assert f"slurm_partition={expected['partition']}" in line, (rule, line)
+        assert "runtime=" in line and "mem_mb=" in line, (rule, line)
+    train = resources["train"]
+    assert f"tasks_per_node={GPUS_PER_NODE}" in train and f"gres=gpu:{GPUS_PER_NODE}" in train
+    assert f"qos={expected['qos']}" in train
+    assert "gpu=1" in resources["evaluate"]
+
+
+@pytest.mark.parametrize("site", sorted(SITES))
+def test_training_sbatch_geometry(site: str, tmp_path: Path) -> None:
+    result, calls = _submit_first_segment(tmp_path, site, ACCOUNT)
+    assert len(calls) == 1, result.stdout + result.stderr
+    argv = calls[0]
+    expected = SITES[site]
+    assert argv[0] == "--parsable"
+    assert _option(argv, "-A") == ACCOUNT
+    assert _option(argv, "-p") == expected["partition"]
+    assert f"--qos={expected['qos']}" in argv
+    assert "--nodes=1" in argv
+    assert f"--ntasks-per-node={GPUS_PER_NODE}" in argv
+    assert f"--gres=gpu:{GPUS_PER_NODE}" in argv
+    assert f"--cpus-per-task={expected['cpus_per_task']}" in argv
+    assert GPUS_PER_NODE * expected["cpus_per_task"] == expected["node_cores"]
+    # One task per GPU, not four trainers per GPU: no --ntasks-per-gpu, no plain --ntasks.
+    assert not any(a.startswith(("--ntasks-per-gpu", "--ntasks=", "--gpus")) for a in argv), argv
+    assert any(re.fullmatch(r"--signal=USR1@\d+", a) for a in argv), argv
+    assert int(_option(argv, "-t")) >= 60
+    # The batch step runs the rule's shell, whose srun must start the same geometry (the executor
+    # strips SLURM_NTASKS & co., so srun cannot inherit it).
+    train = _site_profile(site)["set-resources"]["train"]
+    mpi = train["mpi"].split()
+    assert mpi[0] == "srun"
+    assert f"--ntasks-per-node={train['tasks_per_node']}" in mpi
+    assert f"--cpus-per-task={train['cpus_per_task']}" in mpi
+
+
+def test_leonardo_large_runs_switch_to_the_bprod_qos(tmp_path: Path) -> None:
+    result, calls = _submit_first_segment(tmp_path, "leonardo", ACCOUNT, nodes=128)
+    assert len(calls) == 1, result.stdout + result.stderr
+    assert "--nodes=128" in calls[0] and "--qos=boost_qos_bprod" in calls[0]
+    assert f"--ntasks-per-node={GPUS_PER_NODE}" in calls[0]
+
+
+def test_unset_account_stops_before_any_submission(tmp_path: Path) -> None:
+    result, calls = _submit_first_segment(tmp_path, "leonardo", None)
+    assert result.returncode != 0
+    assert calls == []
+    assert "export TESSERA_ACCOUNT=" in result.stdout + result.stderr
+
+
+def test_profiles_parse_and_share_one_structure() -> None:
+    for site in [*SITES, "local-slurm"]:
+        profile = _site_profile(site)
+        assert profile["executor"] == "slurm"
+        assert profile["retries"] >= 1, "preempted training segments are resumed by a retry"
+        train = profile["set-resources"]["train"]
+        assert train["tasks_per_gpu"] == 0 and train["gres"] == f"gpu:{train['tasks_per_node']}"
+        assert "--signal=USR1@" in train["slurm_extra"]
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` not installed")
+def test_make_dag_renders_the_rule_graph(tmp_path: Path) -> None:
+    result = subprocess.run(["make", "-s", "dag", f"DAG={tmp_path / 'dag.png'}"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "dag.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
