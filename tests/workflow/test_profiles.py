@@ -110,16 +110,31 @@ def _submit_first_segment(tmp_path: Path, site: str, account: str | None, nodes:
     env = _env(tmp_path, account)
     if nodes is not None:
         env["TESSERA_NODES"] = str(nodes)
-    args = ["--profile", str(REPO / "profiles" / site), "--configfile", str(REPO / "config.yaml"),
-            str(overlay), "--allowed-rules", "train", "--retries", "0", "--jobs", "1",
-            # The failed submission ends the run at the first status check: make that immediate.
-            "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1", target]
+    args = [
+        "--profile",
+        str(REPO / "profiles" / site),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        str(overlay),
+        "--allowed-rules",
+        "train",
+        "--retries",
+        "0",
+        "--jobs",
+        "1",
+        # The failed submission ends the run at the first status check: make that immediate.
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "1",
+        target,
+    ]
     # The working directory is the repository root, as for a user on the login node (the demo config's
-    # relative paths point to ../shared); results and .snakemake metadata go to tmp_path.
-    result = _snakemake([*args, "--directory", str(REPO), "--shadow-prefix", str(tmp_path)], env, REPO)
+    # relative paths point to ../shared); results and SLURM logs go to tmp_path.
+    result = _snakemake([*args, "--slurm-logdir", str(tmp_path / "slurm_logs")], env, REPO)
     log = tmp_path / "sbatch.log"
-    calls = [line.strip("\0").split("\0") for line in log.read_text().splitlines() if line] if log.exists() else []
-    return result, calls
+    lines = log.read_text().splitlines() if log.exists() else []
+    return result, [line.strip("\0").split("\0") for line in lines if line]
 
 
 def _option(argv: list[str], short: str) -> str:
@@ -131,8 +146,18 @@ def _option(argv: list[str], short: str) -> str:
 def test_dry_run_shows_each_jobs_site_resources(site: str, tmp_path: Path) -> None:
     overlay, _ = _check_run(tmp_path)
     env = _env(tmp_path, ACCOUNT)
-    result = _snakemake(["-n", "--profile", str(REPO / "profiles" / site), "--configfile",
-                         str(REPO / "config.yaml"), str(overlay)], env, REPO)
+    result = _snakemake(
+        [
+            "-n",
+            "--profile",
+            str(REPO / "profiles" / site),
+            "--configfile",
+            str(REPO / "config.yaml"),
+            str(overlay),
+        ],
+        env,
+        REPO,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     expected = SITES[site]
     jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", result.stdout, flags=re.M)
@@ -204,7 +229,12 @@ def test_profiles_parse_and_share_one_structure() -> None:
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` not installed")
 def test_make_dag_renders_the_rule_graph(tmp_path: Path) -> None:
-    result = subprocess.run(["make", "-s", "dag", f"DAG={tmp_path / 'dag.png'}"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["make", "-s", "dag", f"DAG={tmp_path / 'dag.png'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "dag.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
