@@ -52,11 +52,12 @@ def engine_spec(cfg: TrainConfig, stage: StageConfig, world_size: int, device: t
 
 
 def deepspeed_config(cfg: TrainConfig, spec: EngineSpec) -> dict[str, Any]:
-    zero: dict[str, Any] = {"stage": cfg.zero_stage}
-    if cfg.zero_stage > 0:
+    zero = {
+        "stage": cfg.zero_stage, "contiguous_gradients": True,
         # Overlapping reduction with backward needs CUDA streams; on CPU it only adds copies.
-        zero.update(contiguous_gradients=True, overlap_comm=torch.cuda.is_available(),
-                    reduce_bucket_size=50_000_000, allgather_bucket_size=50_000_000)
+        "overlap_comm": torch.cuda.is_available(),
+        "reduce_bucket_size": 50_000_000, "allgather_bucket_size": 50_000_000,
+    }
     return {
         "train_micro_batch_size_per_gpu": spec.micro_batch_size,
         "gradient_accumulation_steps": spec.grad_accum_steps,

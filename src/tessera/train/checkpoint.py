@@ -33,9 +33,14 @@ from tessera.errors import CheckpointError
 from tessera.io import write_json, write_text
 from tessera.parallel.dist import barrier
 
-__all__ = ["RunStateMeta", "save_state", "load_state", "latest_state", "rng_state", "set_rng_state"]
+__all__ = [
+    "RunStateMeta", "save_state", "load_state", "latest_state", "check_compatible", "rng_state",
+    "set_rng_state",
+]
 
 LATEST = "latest"
+INIT_ONLY_FIELDS = {"init_std"}
+"""ModelConfig fields that only shape a fresh initialisation: changing them does not block a resume."""
 META = "meta.json"
 
 
@@ -155,9 +160,9 @@ def latest_state(state_dir: Path) -> tuple[Path, RunStateMeta] | None:
 
 def check_compatible(directory: Path, saved: RunStateMeta, expected: RunStateMeta) -> None:
     """Refuse to resume into a different model, tokenizer or parallel layout, naming what changed."""
-    if saved.model != expected.model:
-        keys = set(saved.model) | set(expected.model)
-        changed = sorted(k for k in keys if saved.model.get(k) != expected.model.get(k))
+    keys = (set(saved.model) | set(expected.model)) - INIT_ONLY_FIELDS
+    changed = sorted(k for k in keys if saved.model.get(k) != expected.model.get(k))
+    if changed:
         detail = ", ".join(f"{k}: {saved.model.get(k)!r} -> {expected.model.get(k)!r}" for k in changed)
         raise CheckpointError(
             f"{directory}: the run state was trained with another model shape ({detail}); restore the "

@@ -29,7 +29,7 @@ from tessera.config import RunConfig, to_dict
 from tessera.errors import CheckpointError, PreemptedError, TesseraError
 from tessera.io import sha256_file, write_text
 from tessera.layout import RunLayout, checkpoint_steps
-from tessera.parallel.dist import all_true, init_distributed
+from tessera.parallel.dist import all_true, device_for, init_distributed
 from tessera.parallel.env import DistEnv
 from tessera.train.callbacks import (
     Callback,
@@ -42,7 +42,7 @@ from tessera.train.callbacks import (
     ThroughputCallback,
 )
 from tessera.train.callbacks.loggers import read_metrics
-from tessera.train.checkpoint import RunStateMeta, latest_state, load_state, save_state
+from tessera.train.checkpoint import RunStateMeta, check_compatible, latest_state, load_state, save_state
 from tessera.train.config import StageConfig, TrainConfig
 from tessera.train.schedule import lr_at
 
@@ -150,20 +150,20 @@ class _Segment:
         from tessera.data.loader import TokenLoader
         from tessera.model.config import build_model_config, train_flops_per_token
         from tessera.model.transformer import Transformer
-        from tessera.parallel.deepspeed import build_engine, engine_spec
-        from tessera.parallel.expert_parallel import apply_expert_parallel
+        from tessera.parallel.deepspeed import engine_spec
 
         self.cfg, self.stage, self.tcfg = cfg, stage, cfg.train
         self.layout = RunLayout(cfg.out_dir)
         self.num_steps = stage.num_steps
+        self.state_dir = self.layout.state_dir(stage.name)
         torch.set_num_threads(_num_threads(self.tcfg))
-        self.env, self.device = init_distributed(DistEnv.from_environ())
+        self.env = DistEnv.from_environ()
+        self.device = device_for(self.env)
         self.spec = engine_spec(self.tcfg, stage, self.env.world_size, self.device)
 
         tokenizer_file = self.layout.tokenizer_dir / "tokenizer.json"
         if not tokenizer_file.is_file():
             raise CheckpointError(f"{tokenizer_file}: tokenizer not found; run the tokenizer stage first")
-        self.tokenizer_sha256 = sha256_file(tokenizer_file)
         stage_index = [s.name for s in self.tcfg.stages].index(stage.name)
         self.loader = TokenLoader(
             {lang: self.layout.tokens(lang, "train") for lang, w in stage.mixture.items() if w > 0},
@@ -177,6 +177,22 @@ class _Segment:
                 f"train.stages[{stage.name}].seq_len: {stage.seq_len} exceeds the model's max_seq_len "
                 f"({self.model_cfg.max_seq_len}); raise model.overrides.max_seq_len or shorten the stage"
             )
+        self.tokenizer_sha256 = sha256_file(tokenizer_file)
+        self.meta = RunStateMeta(
+            stage=stage.name, step=0, tokens_seen=0, world_size=self.env.world_size,
+            expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.tcfg.zero_stage,
+            model=to_dict(self.model_cfg), tokenizer_sha256=self.tokenizer_sha256,
+        )
+        # Refuse an incompatible resume before the slow part (process group, model, engine).
+        self.source = self._resume_source()
+        if self.source is not None:
+            check_compatible(*self.source, self.meta)
+
+        # DeepSpeed's import alone takes seconds: only once the resume is known to be possible.
+        from tessera.parallel.deepspeed import build_engine
+        from tessera.parallel.expert_parallel import apply_expert_parallel
+
+        self.env, self.device = init_distributed(self.env)
         # Same seed on every rank: identical initial weights, and each EP rank keeps its slice of them.
         torch.manual_seed(cfg.run.seed)
         model = Transformer(self.model_cfg)
@@ -184,13 +200,6 @@ class _Segment:
         apply_expert_parallel(model, self.tcfg.expert_parallel_size)
         self.engine = build_engine(model, self.tcfg, self.spec, self.device, lr=stage.lr.peak)
         self.engine.train()
-
-        self.state_dir = self.layout.state_dir(stage.name)
-        self.meta = RunStateMeta(
-            stage=stage.name, step=0, tokens_seen=0, world_size=self.env.world_size,
-            expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.tcfg.zero_stage,
-            model=to_dict(self.model_cfg), tokenizer_sha256=self.tokenizer_sha256,
-        )
         self.callbacks = self._callbacks(cfg, meter, train_flops_per_token(self.model_cfg, stage.seq_len))
 
     def _callbacks(self, cfg: RunConfig, meter, flops_per_token: float) -> list[Callback]:
@@ -211,20 +220,14 @@ class _Segment:
 
     # --- restore ------------------------------------------------------------------------------------
 
-    def restore(self) -> None:
-        """Continue this stage's run state; else start from the previous stage's final state; else fresh."""
+    def _resume_source(self) -> tuple[Path, RunStateMeta] | None:
+        """This stage's latest run state; else the previous stage's final one; None for a fresh start."""
         found = latest_state(self.state_dir)
         if found is not None:
-            directory, saved = found
-            load_state(directory, saved, self.meta, self.engine)
-            self.meta.step, self.meta.tokens_seen = saved.step, saved.tokens_seen
-            self.meta.nonfinite_in_a_row = saved.nonfinite_in_a_row
-            self._say(f"resumed {self.stage.name} at step {saved.step} from {directory}")
-            return
+            return found
         previous = self.tcfg.previous_stage(self.stage.name)
         if previous is None:
-            self._say(f"{self.stage.name}: starting from freshly initialised weights")
-            return
+            return None
         found = latest_state(self.layout.state_dir(previous.name))
         if found is None or found[1].step != previous.num_steps:
             at = f"step {found[1].step}" if found else "no run state"
@@ -232,11 +235,22 @@ class _Segment:
                 f"{self.layout.state_dir(previous.name)}: stage {previous.name} is not finished ({at} of "
                 f"{previous.num_steps}); train it first (its last checkpoint is this stage's input)"
             )
-        directory, saved = found
-        # Weights and optimizer moments carry over; step, schedule and data order are the new stage's.
+        return found
+
+    def restore(self) -> None:
+        """Load the resume source into the engine: continue this stage, or begin it from the last one."""
+        if self.source is None:
+            self._say(f"{self.stage.name}: starting from freshly initialised weights")
+            return
+        directory, saved = self.source
         load_state(directory, saved, self.meta, self.engine)
         self.meta.tokens_seen = saved.tokens_seen
-        self._say(f"{self.stage.name}: starting from {previous.name}'s final state {directory}")
+        if saved.stage == self.stage.name:
+            self.meta.step, self.meta.nonfinite_in_a_row = saved.step, saved.nonfinite_in_a_row
+            self._say(f"resumed {self.stage.name} at step {saved.step} from {directory}")
+        else:
+            # Weights and optimizer moments carry over; step, schedule and data order are the new stage's.
+            self._say(f"{self.stage.name}: starting from {saved.stage}'s final state {directory}")
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -248,6 +262,7 @@ class _Segment:
                 f"checkpoint of step {until_step} cannot be re-created from it. Delete {self.state_dir} "
                 "to retrain the stage"
             )
+        publish_steps = set(checkpoint_steps(self.num_steps, self.tcfg.checkpoint_every))
         for callback in self.callbacks:
             callback.on_start(self.stage.name, step, self.num_steps)
         try:
@@ -262,6 +277,8 @@ class _Segment:
                     preempted = not all_true(flag.signal is None, self.device)
                     if step % self.tcfg.save_state_every == 0 or step == until_step or preempted:
                         save_state(self.state_dir, self.meta, self.engine, keep=self.tcfg.keep_states)
+                    if step in publish_steps and step < until_step:  # a job spanning several checkpoints
+                        self.publish(step)
                     if preempted and step < until_step:
                         raise PreemptedError(
                             f"stage {self.stage.name}: signal received; run state saved at step {step} in "
