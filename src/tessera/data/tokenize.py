@@ -9,6 +9,7 @@ in document order, so it is the same for any thread count.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import zstandard
 from tokenizers import Tokenizer
 
 from tessera.config import RunConfig
@@ -129,11 +131,15 @@ def tokenize_split(cfg: RunConfig, language: str, split: str, num_threads: int |
         "language": language,
         "split": split,
     }
-    texts = (doc["text"] for doc in read_shard(require_shard(layout.shard(language, split))))
-    with write_token_file(stem, meta) as writer:
-        for documents, num_bytes in encode_documents(tokenizer, texts):
-            writer.add_documents(documents)
-            writer.num_bytes += num_bytes
+    shard = require_shard(layout.shard(language, split))
+    texts = (doc["text"] for doc in read_shard(shard))
+    try:
+        with write_token_file(stem, meta) as writer:
+            for documents, num_bytes in encode_documents(tokenizer, texts):
+                writer.add_documents(documents)
+                writer.num_bytes += num_bytes
+    except (json.JSONDecodeError, zstandard.ZstdError, UnicodeDecodeError, KeyError) as err:
+        raise DataError(f"{shard}: unreadable ({type(err).__name__}: {err}); rerun the data stage") from None
     log.info(
         "%s: %d documents, %d tokens (%d threads)",
         suffixed(stem, ".bin"),

@@ -158,10 +158,9 @@ class TokenFileWriter:
 @contextlib.contextmanager
 def write_token_file(stem: str | Path, meta: dict[str, Any]) -> Iterator[TokenFileWriter]:
     """Write a token file set atomically: .bin and .idx appear together on success, then the .json that
-    vouches for them; on error nothing is left behind. `meta` gives everything but the counts, which the
-    writer fills in."""
+    vouches for them; on error the previous set (if any) is left as it was. `meta` gives everything but
+    the counts, which the writer fills in."""
     stem = Path(stem)
-    suffixed(stem, ".json").unlink(missing_ok=True)  # stale metadata must not vouch for the new files
     dtype = dtype_for_vocab(int(meta["vocab_size"]))
     with (
         atomic_path(suffixed(stem, ".bin")) as bin_tmp,
@@ -171,6 +170,8 @@ def write_token_file(stem: str | Path, meta: dict[str, Any]) -> Iterator[TokenFi
     ):
         writer = TokenFileWriter(bin_file, idx_file, dtype, int(meta["eos_id"]))
         yield writer
+        # Written in full: from here the old metadata must not vouch for the files replacing its own.
+        suffixed(stem, ".json").unlink(missing_ok=True)
     full = {
         **meta,
         "dtype": dtype.name,

@@ -188,6 +188,13 @@ def train_tokenizer(cfg: RunConfig) -> Path:
     # The round with the best parity wins (a later round can overshoot on tiny corpora).
     best = min(range(len(rounds)), key=lambda r: (rounds[r]["parity_ratio"], r))
     record = {"sample_bytes": total_bytes, "chosen_round": best, "rounds": rounds}
+    if fitted[best].get_vocab_size() < section.vocab_size:  # the model sizes its embedding from the file
+        log.warning(
+            "the training text supports only %d of tokenizer.vocab_size = %d tokens (merges need pairs "
+            "seen twice); add text or lower the size",
+            fitted[best].get_vocab_size(),
+            section.vocab_size,
+        )
     save_tokenizer(fitted[best], layout.tokenizer_dir, section, record)
     return layout.tokenizer_dir
 
