@@ -1,4 +1,5 @@
 # Tokenizer: fit BPE on the training split, report fertility, encode every language/split.
+# The BPE trainer and the encoder use every core they are given (Rust threads; `--threads` for tokenize).
 
 
 rule train_tokenizer:
@@ -7,6 +8,8 @@ rule train_tokenizer:
     output:
         tokenizer=f"{OUT}/tokenizer/tokenizer.json",
         tokenizer_config=f"{OUT}/tokenizer/tokenizer_config.json",
+        special_tokens_map=f"{OUT}/tokenizer/special_tokens_map.json",
+        record=f"{OUT}/tokenizer/tessera_tokenizer.json",
         energy=energy_log("train_tokenizer"),
     log:
         log_file("train_tokenizer"),
@@ -25,6 +28,7 @@ rule train_tokenizer:
 rule tokenizer_report:
     input:
         tokenizer=rules.train_tokenizer.output.tokenizer,
+        record=rules.train_tokenizer.output.record,
         shards=expand(f"{OUT}/data/{{lang}}/validation.jsonl.zst", lang=LANGUAGES),
     output:
         md=report(f"{OUT}/reports/tokenizer.md", category="Tokenizer"),
@@ -65,4 +69,4 @@ rule tokenize:
         "../envs/tessera.yaml"
     shell:
         "{TESSERA} --energy-out {output.energy} tokenize --language {wildcards.lang}"
-        " --split {wildcards.split} > {log} 2>&1"
+        " --split {wildcards.split} --threads {threads} > {log} 2>&1"
