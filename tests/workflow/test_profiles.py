@@ -238,3 +238,13 @@ def test_make_dag_renders_the_rule_graph(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "dag.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("site", sorted(SITES))
+def test_site_preset_layers_over_the_demo_config(site: str) -> None:
+    cfg = load_config([REPO / "config.yaml", REPO / "configs" / f"{site}.yaml"], [])
+    assert cfg.site.name.startswith(site[:5]) and cfg.site.pue >= 1.0
+    assert cfg.site.gpu_type in cfg.energy.gpu_types
+    assert cfg.train.precision == "bf16"
+    # Experts are sharded inside a node (NVLink), never across the 4-GPU boundary.
+    assert GPUS_PER_NODE % cfg.train.expert_parallel_size == 0
