@@ -172,3 +172,26 @@ def test_bf16_forward_and_backward(device):
     assert out.logits_BTV.dtype == torch.bfloat16
     (out.logits_BTV.float().logsumexp(-1).mean() + out.aux_loss).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("num_kv_heads", [2, 4])
+def test_cuda_bf16_attention_runs_on_the_flash_kernel(device, num_kv_heads):
+    """Training-shaped attention must not fall back to the math kernel (which materialises T x T scores):
+    under sdpa_kernel(FLASH_ATTENTION) a fallback raises instead."""
+    if device.type != "cuda":
+        pytest.skip("needs CUDA (TESSERA_TEST_DEVICE=cuda)")
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    cfg = tiny(num_kv_heads=num_kv_heads, head_dim=64)
+    model = Transformer(cfg).to(device=device, dtype=torch.bfloat16)
+    ids_BT = torch.randint(0, cfg.vocab_size, (2, 64), device=device)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        out = model(ids_BT)
+        out.logits_BTV.float().logsumexp(-1).mean().backward()
+    reference = Transformer(cfg).to(device)
+    reference.load_state_dict({k: v.float() for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        fp32_logits = reference(ids_BT).logits_BTV
+    assert (out.logits_BTV.float() - fp32_logits).abs().max().item() < 0.1
