@@ -60,3 +60,25 @@ def test_truncated_checkpoint_fails_by_name_and_the_others_complete(eval_run, pu
     good = layout.eval_result(next_stage, next_step)
     evaluate_checkpoint(eval_run, layout.checkpoint(next_stage, next_step), good)
     assert json.loads(good.read_text())["step"] == next_step
+
+
+def test_lm_eval_scores_of_the_exported_model_land_in_the_report(eval_run, published, shared_data):
+    from tessera.eval.report import write_report
+
+    eval_run.eval.tasks = ["tessera_xcopa_it", "tessera_belebele_ita"]
+    eval_run.eval.limit = 3
+    eval_run.eval.task_data_dir = shared_data / "eval"
+    layout = RunLayout(eval_run.out_dir)
+    evaluated = published(eval_run)[:2]  # two are enough to show a row per checkpoint
+    for stage, step in evaluated:
+        checkpoint, out = layout.checkpoint(stage, step), layout.eval_result(stage, step)
+        result = evaluate_checkpoint(eval_run, checkpoint, out)
+        assert result["errors"] == [] and result["skipped"] == []
+        assert set(result["tasks"]) == set(eval_run.eval.tasks)
+        assert all(scores["num_samples"] == 3 for scores in result["tasks"].values())
+
+    md = write_report(eval_run).read_text()
+    header = "| stage | step | tokens seen | tessera"
+    task_header = next(row for row in md.splitlines() if row.startswith(header))
+    assert all(task in task_header for task in eval_run.eval.tasks)
+    assert md.count("(n=3)") == len(evaluated) * len(eval_run.eval.tasks)

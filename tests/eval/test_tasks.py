@@ -72,3 +72,18 @@ def test_absent_task_data_is_skipped_not_fatal(tiny_lm, tmp_path, make_config):
     assert results.scores == {} and results.errors == []
     assert [s["task"] for s in results.skipped] == ["tessera_xcopa_it", "tessera_belebele_fra"]
     assert str(tmp_path / "xcopa/val.it.jsonl") in results.skipped[0]["reason"]
+
+
+def test_a_failing_task_is_recorded_and_the_others_still_score(tiny_lm, shared_data, tmp_path, make_config):
+    data_dir = tmp_path / "eval"
+    (data_dir / "xcopa").mkdir(parents=True)
+    (data_dir / "belebele").mkdir()
+    for name in ("val.it.jsonl", "test.it.jsonl"):
+        (data_dir / "xcopa" / name).write_text('{"premise": "no choices, no label"}\n')
+    source = shared_data / "eval" / "belebele" / "ita_Latn.jsonl"
+    (data_dir / "belebele" / "ita_Latn.jsonl").write_text("".join(source.open().readlines()[:4]))
+    cfg = make_config(tmp_path, tasks=["tessera_xcopa_it", "tessera_belebele_ita"], limit=2,
+                      task_data_dir=str(data_dir))
+    results = run_tasks(tiny_lm, cfg)
+    assert [e["task"] for e in results.errors] == ["tessera_xcopa_it"]
+    assert list(results.scores) == ["tessera_belebele_ita"]

@@ -8,7 +8,6 @@ Absent task data is not a failure: the task is listed under "skipped" and the ot
 
 from __future__ import annotations
 
-import gc
 import logging
 import tempfile
 import time
@@ -99,7 +98,8 @@ def _evaluate(cfg: RunConfig, checkpoint_dir: Path, out_path: Path) -> dict:
     # One copy of the weights at a time: a 7B model in two layouts would crowd a 64 GB GPU.
     max_length = model.cfg.max_seq_len
     del model
-    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
     tasks_started = time.perf_counter()
     result_tasks, skipped, errors = {}, [], []

@@ -116,8 +116,9 @@ def _metrics(entry: dict[str, Any], num_samples: int | None) -> dict[str, float]
 def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
     """Evaluate `lm` (an lm-eval LM, e.g. HFLM wrapping the checkpoint) on every task in `eval.tasks`.
 
-    Each task runs on its own so that one task's failure (say, an uncached upstream dataset) is recorded
-    and the others still produce scores.
+    Tasks whose local data is absent are skipped. When the tasks fail together, each runs on its own, so
+    that one task's failure (say, an uncached upstream dataset) is recorded in "errors" and the others
+    still produce scores.
     """
     results = TaskResults()
     if not cfg.eval.tasks:
@@ -134,6 +135,8 @@ def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
             results.skipped.append({"task": task, "reason": reason})
         else:
             runnable.append(task)
+    if not runnable:
+        return results
     data_dir = cfg.eval.task_data_dir
     # Indexing lm-eval's ~15,000 built-in tasks costs seconds: only when an upstream task asks for it.
     manager = TaskManager(
@@ -141,24 +144,34 @@ def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
         include_defaults=bool(upstream_tasks(runnable)),
         metadata={"task_data_dir": str(data_dir.resolve()) if data_dir else None},
     )
-    for task in runnable:
-        try:
-            output = lm_eval.simple_evaluate(
-                model=lm,
-                tasks=[task],
-                task_manager=manager,
-                num_fewshot=cfg.eval.num_fewshot,
-                limit=cfg.eval.limit,
-                random_seed=cfg.run.seed,
-                numpy_random_seed=cfg.run.seed,
-                torch_random_seed=cfg.run.seed,
-                fewshot_random_seed=cfg.run.seed,
-                log_samples=False,
-            )
-        except Exception as err:  # noqa: BLE001 - any task failure is recorded; the other tasks still run
-            log.exception("task %s failed", task)
-            results.errors.append({"task": task, "error": f"{type(err).__name__}: {err}"})
-            continue
+
+    def evaluate(tasks: list[str]) -> dict:
+        return lm_eval.simple_evaluate(
+            model=lm,
+            tasks=tasks,
+            task_manager=manager,
+            num_fewshot=cfg.eval.num_fewshot,
+            limit=cfg.eval.limit,
+            random_seed=cfg.run.seed,
+            numpy_random_seed=cfg.run.seed,
+            torch_random_seed=cfg.run.seed,
+            fewshot_random_seed=cfg.run.seed,
+            log_samples=False,
+        )
+
+    # One call for all tasks: every call also gathers environment facts (a `pip list`, about a second).
+    try:
+        outputs = [evaluate(runnable)]
+    except Exception:  # noqa: BLE001 - find the failing task(s) below; the others still produce scores
+        log.warning("evaluating %s together failed; running them one at a time", ", ".join(runnable))
+        outputs = []
+        for task in runnable:
+            try:
+                outputs.append(evaluate([task]))
+            except Exception as err:  # noqa: BLE001 - recorded in the result's "errors"
+                log.exception("task %s failed", task)
+                results.errors.append({"task": task, "error": f"{type(err).__name__}: {err}"})
+    for output in outputs:
         samples = output.get("n-samples", {})
         for name, entry in output["results"].items():
             results.scores[name] = _metrics(entry, samples.get(name, {}).get("effective"))
