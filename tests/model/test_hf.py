@@ -161,3 +161,18 @@ def test_import_refuses_what_tessera_cannot_represent(tmp_path):
         import_hf(out, tmp_path / "back")
     with pytest.raises(CheckpointError, match="config.json is missing"):
         import_hf(tmp_path, tmp_path / "back")
+
+
+def test_cli_verbs(tmp_path, repo_root, capsys):
+    from tessera.cli import main
+
+    _, ckpt = _checkpoint(tmp_path, CONFIGS["qwen3_moe"])
+    assert main(["export-hf", "--checkpoint", str(ckpt), "--out", str(tmp_path / "hf")]) == 0
+    assert main(["import-hf", "--hf-dir", str(tmp_path / "hf"), "--out", str(tmp_path / "back")]) == 0
+    assert (tmp_path / "back" / "model.safetensors").is_file()
+    _, shared_ckpt = _checkpoint(tmp_path / "bad", dataclasses.replace(PRESETS["debug"], moe=SHARED))
+    assert main(["export-hf", "--checkpoint", str(shared_ckpt), "--out", str(tmp_path / "hf-bad")]) == 1
+    assert "model.overrides.qk_norm: false" in capsys.readouterr().err
+    config = str(repo_root / "config.yaml")
+    assert main(["--config", config, "model", "info", "--preset", "olmoe-1b-7b"]) == 0
+    assert "| olmoe-1b-7b * | 16 | 2048 |" in capsys.readouterr().out
