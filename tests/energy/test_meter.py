@@ -110,6 +110,9 @@ def test_for_job_appends_a_record_even_when_the_job_fails(tmp_path):
     assert records[0]["job"] == "train-stable-000002" and records[0]["site"]["pue"] == 1.1
     assert records[0]["samples"]["t_s"]  # at least the start and stop samples
     assert merge_job("train-stable-000002", records).num_invocations == 2
+    # Snakemake deletes a failed job's log; the failed attempt's energy stays in energy/failed/.
+    failed = read_records(tmp_path / "energy" / "failed" / "train-stable-000002.jsonl")
+    assert [r["status"] for r in failed] == ["error: KeyboardInterrupt"]
 
 
 def test_for_job_without_a_config_uses_defaults(tmp_path):

@@ -108,7 +108,9 @@ def test_retries_add_up_and_keep_the_failure_status(make_record):
     assert job.cpu_j == pytest.approx(10.0)
     assert job.num_invocations == 2
     assert job.time_s == pytest.approx(20.0)
-    assert job.status == "error: PreemptedError"
+    assert job.failed_attempts == 1
+    assert job.status == "ok"  # the latest attempt succeeded
+    assert merge_job("j", records[:1]).status == "error: PreemptedError"
 
 
 def test_kinds_combine():

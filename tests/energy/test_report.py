@@ -143,3 +143,24 @@ def test_missing_logs_name_the_folder(run_config):
     cfg = run_config()
     with pytest.raises(DataError, match="energy"):
         write_report(cfg, query_sacct=False)
+
+
+def test_failed_attempts_are_counted_once(run_config, make_record):
+    cfg = run_config()
+    layout = RunLayout(cfg.out_dir)
+    failed = make_record("train-stable-000002", invocation="a1", cpu_j=50.0, status="error: PreemptedError")
+    append_record(layout.energy_dir / "failed" / "train-stable-000002.jsonl", failed)
+    append_record(layout.energy_dir / "train-stable-000002.jsonl", failed)  # also kept (--keep-incomplete)
+    append_record(
+        layout.energy_dir / "train-stable-000002.jsonl",
+        make_record("train-stable-000002", invocation="a2", cpu_j=70.0, start=2000.0),
+    )
+    append_record(
+        layout.energy_dir / "failed" / "evaluate-stable-000002.jsonl",
+        make_record("evaluate-stable-000002", cpu_j=5.0, status="error: CheckpointError"),
+    )
+    jobs = {j["job"]: j for j in write_report(cfg, query_sacct=False)["jobs"]}
+    assert jobs["train-stable-000002"]["cpu_j"] == pytest.approx(120.0)
+    assert jobs["train-stable-000002"]["failed_attempts"] == 1
+    assert jobs["train-stable-000002"]["status"] == "ok"
+    assert jobs["evaluate-stable-000002"]["status"] == "error: CheckpointError"

@@ -29,7 +29,7 @@ from tessera.energy.codecarbon_backend import CodeCarbonEstimator, CodeCarbonRes
 from tessera.energy.config import EnergyConfig
 from tessera.energy.nvml import NvmlGpus
 from tessera.energy.rapl import POWERCAP, RaplCounters
-from tessera.energy.records import RECORD_SCHEMA, append_record, bin_samples
+from tessera.energy.records import RECORD_SCHEMA, append_record, bin_samples, failed_log
 from tessera.parallel.env import DistEnv
 
 __all__ = ["EnergyMeter", "EnergyReading", "invocation_id"]
@@ -256,7 +256,8 @@ class EnergyMeter:
     @contextlib.contextmanager
     def for_job(cls, cfg, out_path: Path, label: str) -> Iterator[EnergyMeter]:
         """Meter one job: yields the started meter; on exit (also on error) appends this rank's record
-        to `out_path` (the job name in the record is the file's stem, e.g. train-stable-000050)."""
+        to `out_path` (the job name in the record is the file's stem, e.g. train-stable-000050). A failed
+        attempt's record also goes to energy/failed/<job>.jsonl, which Snakemake does not delete."""
         out_path = Path(out_path)
         energy_cfg = cfg.energy if cfg is not None else EnergyConfig()
         site = cfg.site if cfg is not None else SiteConfig()
@@ -268,4 +269,7 @@ class EnergyMeter:
             status = f"error: {type(err).__name__}"
             raise
         finally:
-            append_record(out_path, meter.stop(job=out_path.stem, label=label, status=status))
+            record = meter.stop(job=out_path.stem, label=label, status=status)
+            append_record(out_path, record)
+            if status != "ok":
+                append_record(failed_log(out_path), record)

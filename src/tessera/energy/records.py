@@ -20,11 +20,42 @@ from pathlib import Path
 
 from tessera.errors import DataError
 
-__all__ = ["RECORD_SCHEMA", "COMPONENTS", "append_record", "read_records", "bin_samples", "JobEnergy",
-           "merge_job", "job_rule_and_stage", "combine_kinds"]
+__all__ = [
+    "RECORD_SCHEMA",
+    "COMPONENTS",
+    "FAILED_DIR",
+    "append_record",
+    "failed_log",
+    "unique_records",
+    "read_records",
+    "bin_samples",
+    "JobEnergy",
+    "merge_job",
+    "job_rule_and_stage",
+    "combine_kinds",
+]
 
 RECORD_SCHEMA = 1
 COMPONENTS = ("gpu", "cpu", "mem")
+FAILED_DIR = "failed"
+"""energy/failed/<job>.jsonl: records of failed attempts, kept apart because Snakemake deletes a failed
+job's outputs (its energy log included), yet the energy was spent."""
+
+
+def failed_log(path: Path) -> Path:
+    """Where a failed attempt's record is also appended: energy/failed/<job>.jsonl."""
+    return Path(path).parent / FAILED_DIR / Path(path).name
+
+
+def unique_records(records: list[dict]) -> list[dict]:
+    """Drop a record seen twice (a failed attempt's record in both the job's log and failed/)."""
+    seen, out = set(), []
+    for record in records:
+        key = (record["invocation"], record["node"], record["rank"], record["start_unix"])
+        if key not in seen:
+            seen.add(key)
+            out.append(record)
+    return out
 
 
 def append_record(path: Path, record: dict) -> None:
@@ -54,10 +85,13 @@ def read_records(path: Path) -> list[dict]:
             if number == len(lines):
                 continue
             raise DataError(
-                f"{path}:{number}: not a JSON energy record; delete the file and rerun its job") from None
+                f"{path}:{number}: not a JSON energy record; delete the file and rerun its job"
+            ) from None
         if record.get("schema") != RECORD_SCHEMA:
-            raise DataError(f"{path}:{number}: energy record schema {record.get('schema')!r}, expected "
-                            f"{RECORD_SCHEMA}; rerun the job with this tessera version")
+            raise DataError(
+                f"{path}:{number}: energy record schema {record.get('schema')!r}, expected "
+                f"{RECORD_SCHEMA}; rerun the job with this tessera version"
+            )
         records.append(record)
     return records
 
@@ -120,6 +154,8 @@ class JobEnergy:
     num_ranks: int = 0
     num_invocations: int = 0
     status: str = "ok"
+    """Status of the latest attempt ('ok' or 'error: <Exception>')."""
+    failed_attempts: int = 0
     codecarbon_intensity_g_per_kwh: float | None = None
     slurm_job_ids: list[str] = field(default_factory=list)
     series: list[dict] = field(default_factory=list)
@@ -143,6 +179,7 @@ def merge_job(job: str, records: list[dict]) -> JobEnergy:
     for record in records:
         by_invocation[record["invocation"]].append(record)
     nodes_seen: set[str] = set()
+    latest_start = float("-inf")
     gpus_seen: set[tuple[str, str]] = set()
     for group in by_invocation.values():
         gpu_j: dict[tuple[str, str], tuple[float, float]] = {}  # (node, uuid) -> (joules, record time)
@@ -165,13 +202,16 @@ def merge_job(job: str, records: list[dict]) -> JobEnergy:
                 intensities.append(record["codecarbon"]["intensity_g_per_kwh"])
             if record.get("slurm") and record["slurm"]["job_id"] not in out.slurm_job_ids:
                 out.slurm_job_ids.append(record["slurm"]["job_id"])
-            if record.get("status", "ok") != "ok":
-                out.status = record["status"]
-            out.series.append({
-                "node": node, "rank": record["rank"], "start_unix": record["start_unix"],
-                "node_main": record["cpu"]["kind"] != "elsewhere",
-                "num_gpus": len(record["gpu"]["devices"]), **record.get("samples", {}),
-            })
+            out.series.append(
+                {
+                    "node": node,
+                    "rank": record["rank"],
+                    "start_unix": record["start_unix"],
+                    "node_main": record["cpu"]["kind"] != "elsewhere",
+                    "num_gpus": len(record["gpu"]["devices"]),
+                    **record.get("samples", {}),
+                }
+            )
             nodes_seen.add(node)
         out.gpu_j += sum(j for j, _ in gpu_j.values())
         out.gpu_hours += sum(t for _, t in gpu_j.values()) / 3600
@@ -185,6 +225,10 @@ def merge_job(job: str, records: list[dict]) -> JobEnergy:
         out.end_unix = max(out.end_unix, end)
         out.num_ranks = max(out.num_ranks, len({r["rank"] for r in group}))
         out.num_invocations += 1
+        failed = [r["status"] for r in group if r.get("status", "ok") != "ok"]
+        out.failed_attempts += bool(failed)
+        if start >= latest_start:
+            latest_start, out.status = start, failed[0] if failed else "ok"
     out.num_gpus = len(gpus_seen)
     out.num_nodes = len(nodes_seen)
     out.kinds = {comp: combine_kinds(kinds[comp]) for comp in COMPONENTS}

@@ -17,7 +17,15 @@ from pathlib import Path
 
 from tessera.config import RunConfig, from_dict
 from tessera.energy.config import GpuType
-from tessera.energy.records import COMPONENTS, JobEnergy, combine_kinds, merge_job, read_records
+from tessera.energy.records import (
+    COMPONENTS,
+    FAILED_DIR,
+    JobEnergy,
+    combine_kinds,
+    merge_job,
+    read_records,
+    unique_records,
+)
 from tessera.energy.slurm import sacct_energy
 from tessera.errors import DataError
 from tessera.io import write_json, write_text
@@ -53,12 +61,16 @@ def figure(value, unit: str, kind: str, method: str) -> dict:
 
 
 def load_jobs(energy_dir: Path) -> list[JobEnergy]:
-    """Every job's merged record, in start order."""
+    """Every job's merged record (failed attempts under energy/failed/ included), in start order."""
     if not energy_dir.is_dir():
         raise DataError(
             f"{energy_dir}: no energy logs; run the workflow's jobs first (each writes energy/<job>.jsonl)"
         )
-    jobs = [merge_job(path.stem, read_records(path)) for path in sorted(energy_dir.glob("*.jsonl"))]
+    by_job: dict[str, list[dict]] = {}
+    # Failed attempts first: a job's records then read in the order they were spent.
+    for path in [*sorted((energy_dir / FAILED_DIR).glob("*.jsonl")), *sorted(energy_dir.glob("*.jsonl"))]:
+        by_job.setdefault(path.stem, []).extend(read_records(path))
+    jobs = [merge_job(job, unique_records(records)) for job, records in by_job.items()]
     if not jobs:
         raise DataError(f"{energy_dir}: no energy/<job>.jsonl files; run the workflow's jobs first")
     return sorted(jobs, key=lambda j: j.start_unix)
@@ -282,6 +294,7 @@ def build_summary(
                 "num_nodes": job.num_nodes,
                 "num_ranks": job.num_ranks,
                 "invocations": job.num_invocations,
+                "failed_attempts": job.failed_attempts,
                 "benchmark_s": bench.get("s"),
                 "max_rss_mb": bench.get("max_rss"),
                 "cpu_time_s": bench.get("cpu_time"),
@@ -567,6 +580,7 @@ def _csv(summary: dict) -> str:
         "num_nodes",
         "num_ranks",
         "invocations",
+        "failed_attempts",
         "benchmark_s",
         "max_rss_mb",
         "cpu_time_s",
