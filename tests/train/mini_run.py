@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from tessera.data.tokens import write_token_file
@@ -39,13 +38,15 @@ def write_mini_run(root: Path, tokenizer_text: str = '{"model": "mini"}') -> Run
 
 
 def mini_config(results_dir: Path, **train) -> dict:
+    """Stage s1: 24 steps of 8 x 64 tokens (4 micro-batches of 2 on one rank, 2 on each of two),
+    checkpoints at 12 and 24, run states every 4 steps; stage s2: 4 steps decaying to zero."""
     section = {
-        "micro_batch_size": 2, "zero_stage": 2, "expert_parallel_size": 1, "checkpoint_every": 4,
-        "save_state_every": 2, "log_every": 2, "num_threads": 1, "local_processes": 1,
+        "micro_batch_size": 2, "zero_stage": 2, "expert_parallel_size": 1, "checkpoint_every": 12,
+        "save_state_every": 4, "log_every": 4, "num_threads": 1, "local_processes": 1,
         "stages": [
-            {"name": "s1", "steps": 8, "seq_len": 32, "batch_size": 4, "mixture": {"ita": 0.7, "eng": 0.3},
+            {"name": "s1", "steps": 24, "seq_len": 64, "batch_size": 8, "mixture": {"ita": 0.7, "eng": 0.3},
              "lr": {"peak": 1e-2, "warmup_steps": 2}},
-            {"name": "s2", "steps": 4, "seq_len": 32, "batch_size": 4, "mixture": {"ita": 1.0},
+            {"name": "s2", "steps": 4, "seq_len": 64, "batch_size": 8, "mixture": {"ita": 1.0},
              "lr": {"peak": 1e-2, "decay": "linear"}},
         ],
     }
@@ -54,17 +55,12 @@ def mini_config(results_dir: Path, **train) -> dict:
             "train": section, "energy": {"codecarbon": False}}
 
 
-@pytest.fixture
-def mini_run(tmp_path: Path):
-    """(config file, layout) of a fresh miniature run in tmp_path."""
-
-    def make(**train) -> tuple[Path, RunLayout]:
-        layout = write_mini_run(tmp_path / "results" / "mini")
-        config = tmp_path / "mini.yaml"
-        config.write_text(yaml.safe_dump(mini_config(tmp_path / "results", **train)))
-        return config, layout
-
-    return make
+def make_mini_run(directory: Path, **train) -> tuple[Path, RunLayout]:
+    """(config file, layout) of a fresh miniature run under `directory`."""
+    layout = write_mini_run(directory / "results" / "mini")
+    config = directory / "mini.yaml"
+    config.write_text(yaml.safe_dump(mini_config(directory / "results", **train)))
+    return config, layout
 
 
 def tessera_cmd(config: Path, *args: str, nproc: int = 1) -> list[str]:
@@ -76,11 +72,13 @@ def tessera_cmd(config: Path, *args: str, nproc: int = 1) -> list[str]:
             "-m", "tessera.cli", *base]
 
 
+TEST_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
 def run_tessera(config: Path, *args: str, nproc: int = 1, timeout: float = 180,
                 check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    proc = subprocess.run(tessera_cmd(config, *args, nproc=nproc), cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(tessera_cmd(config, *args, nproc=nproc), cwd=REPO, env=TEST_ENV,
+                          capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
