@@ -1,0 +1,82 @@
+"""The GPU path of the meter. No NVIDIA GPU here, so `pynvml` is replaced by a small module that
+behaves like NVML over two boards drawing constant power: one with the total-energy counter (Volta
+and newer), one without (power samples only). On a GPU node bench/energy_meter.py checks the real one."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+import pytest
+
+from tessera.config import SiteConfig
+from tessera.energy.config import EnergyConfig
+from tessera.energy.meter import EnergyMeter
+from tessera.energy.nvml import NvmlGpus
+
+
+class NVMLError(Exception):
+    pass
+
+
+def fake_pynvml(boards: dict[str, tuple[float, bool]]) -> types.ModuleType:
+    """`boards`: UUID -> (constant watts, has an energy counter), in PCI (index) order."""
+    t0 = time.perf_counter()
+    uuids = list(boards)
+    module = types.ModuleType("pynvml")
+    module.NVMLError = NVMLError
+    module.nvmlInit = lambda: None
+    module.nvmlShutdown = lambda: None
+    module.nvmlDeviceGetCount = lambda: len(uuids)
+    module.nvmlDeviceGetHandleByIndex = lambda i: uuids[i]
+    module.nvmlDeviceGetHandleByUUID = lambda u: (
+        u if u in boards else (_ for _ in ()).throw(NVMLError("not found"))
+    )
+    module.nvmlDeviceGetIndex = lambda h: uuids.index(h)
+    module.nvmlDeviceGetUUID = lambda h: h
+    module.nvmlDeviceGetName = lambda h: b"NVIDIA H100 64GB HBM2"
+    module.nvmlDeviceGetPowerUsage = lambda h: int(boards[h][0] * 1e3)  # mW
+
+    def energy(h):
+        watts, has_counter = boards[h]
+        if not has_counter:
+            raise NVMLError("Not Supported")
+        return int(1_000_000 + watts * (time.perf_counter() - t0) * 1e3)  # mJ since "driver load"
+
+    module.nvmlDeviceGetTotalEnergyConsumption = energy
+    return module
+
+
+QUIET = EnergyConfig(sample_interval_s=0.02, codecarbon=False)
+
+
+def test_energy_counter_is_measured_and_power_integral_is_estimated(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml({"GPU-a": (200.0, True), "GPU-b": (100.0, False)}))
+    meter = EnergyMeter(QUIET, SiteConfig(), environ={}, rapl_root=tmp_path).start()
+    time.sleep(0.3)
+    reading = meter.read()
+    record = meter.stop("train-s-000002", "train")
+    a, b = record["gpu"]["devices"]
+    assert (a["uuid"], a["kind"], b["uuid"], b["kind"]) == ("GPU-a", "measured", "GPU-b", "estimated")
+    assert a["j"] == pytest.approx(200.0 * record["time_s"], rel=0.02)
+    assert b["j"] == pytest.approx(100.0 * record["time_s"], rel=0.25)  # sampled every 0.02 s
+    assert record["gpu"]["kind"] == "estimated"  # the sum is only as good as its weakest part
+    assert "nvmlDeviceGetTotalEnergyConsumption" in record["gpu"]["method"]
+    assert reading.gpu_j == pytest.approx(300.0 * reading.time_s, rel=0.25)
+    assert max(record["samples"]["gpu_w"]) == pytest.approx(300.0)
+
+
+def test_each_rank_meters_its_own_gpu(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml({f"GPU-{i}": (100.0, True) for i in range(4)}))
+    env = {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    assert [d.uuid for d in NvmlGpus.open(2, 4, env).devices] == ["GPU-2"]
+    assert [d.uuid for d in NvmlGpus.open(0, 1, env).devices] == ["GPU-0", "GPU-1", "GPU-2", "GPU-3"]
+    assert [d.uuid for d in NvmlGpus.open(0, 1, {"CUDA_VISIBLE_DEVICES": "GPU-3"}).devices] == ["GPU-3"]
+    assert len(NvmlGpus.open(0, 1, {}).devices) == 4
+
+
+def test_unknown_visible_gpu_is_flagged_not_fatal(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml({"GPU-a": (100.0, True)}))
+    gpus = NvmlGpus.open(0, 1, {"CUDA_VISIBLE_DEVICES": "GPU-zz"})
+    assert not gpus.available and "could not open" in gpus.reason
