@@ -104,6 +104,16 @@ def test_import_inverts_export(tmp_path, model_type):
         assert name == back_name and torch.equal(ours, theirs)
 
 
+def test_export_can_cast_to_bf16(tmp_path):
+    model, ckpt = _checkpoint(tmp_path, CONFIGS["qwen3_moe"])
+    out = export_hf(ckpt, tmp_path / "hf", dtype=torch.bfloat16)
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    hf_model = AutoModelForCausalLM.from_pretrained(out)
+    assert hf_model.dtype == torch.bfloat16
+    expected = model.layers[0].self_attn.q_proj.weight.to(torch.bfloat16)
+    assert torch.equal(hf_model.model.layers[0].self_attn.q_proj.weight, expected)
+
+
 def test_import_reads_the_stacked_expert_layout(tmp_path):
     """transformers 5 holds experts stacked in memory; a folder saved from that state must import too."""
     model, ckpt = _checkpoint(tmp_path, CONFIGS["qwen3_moe"])

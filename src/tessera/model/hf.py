@@ -258,8 +258,12 @@ def _copy_tokenizer(source: Path, target: Path) -> None:
             shutil.copy2(item, target / item.name)
 
 
-def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write a transformers folder (model.safetensors, config.json, generation_config.json, tokenizer)."""
+def export_hf(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write a transformers folder (model.safetensors, config.json, generation_config.json, tokenizer).
+
+    `dtype` casts the floating-point weights (e.g. torch.bfloat16 to halve a float32 checkpoint's
+    release); by default they keep the checkpoint's dtype.
+    """
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     cfg, meta = read_checkpoint_meta(checkpoint_dir)
     _check_exportable(cfg, str(checkpoint_dir))
@@ -275,7 +279,9 @@ def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
                 "experts a token reaches and Qwen-MoE routers have no such bias; train with "
                 "model.overrides.moe.bias_balancing: false (balance with moe.aux_loss_weight) to export"
             )
-    dtype = next(iter(state.values())).dtype
+    if dtype is not None:
+        state = {name: t.to(dtype) if t.is_floating_point() else t for name, t in state.items()}
+    dtype = state["embed_tokens.weight"].dtype
     token_ids = _special_token_ids(checkpoint_dir)
     with atomic_dir(out_dir) as tmp:
         save_file(to_hf_state_dict(state), str(tmp / "model.safetensors"), metadata={"format": "pt"})
