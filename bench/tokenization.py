@@ -1,6 +1,6 @@
 """Tokenization throughput of `tessera tokenize` against a bare `encode_batch` loop, and its peak memory.
 
-    python bench/tokenize.py [--mb 64] [--memory-mb 1024] [--rounds 3] [--threads N]
+    python bench/tokenization.py [--mb 64] [--memory-mb 1024] [--rounds 3] [--threads N]
 
 Text: ../shared/data/corpus (or, on a fresh clone, the demo's Bible chapters), cut into ~4 KB documents
 and repeated into temporary zstd shards. Tokenizer: tessera's, trained on a 4 MB sample of that text at
@@ -13,32 +13,25 @@ process and the medians are compared (ratio = pipeline MB/s / bare MB/s, target 
 
 Memory: peak resident memory above the pre-run level while tokenizing an `--memory-mb` shard, sampled
 every 50 ms and reported per quarter of the run: flat quarters = memory does not grow with the input.
-Records the tables in bench/RESULTS.md (section tokenize).
+Records the tables in bench/RESULTS.md (section tokenize). Not named bench/tokenize.py: that would shadow
+the standard library's `tokenize` module for every script in bench/ (their folder leads sys.path).
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
+import json
+import statistics
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
-# This file is named like the standard library's `tokenize` (which transformers imports): take its
-# folder off the import path and load the results helper by file path instead.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("_results", BENCH / "_results.py")
-_results = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_results)
-machine, update_section = _results.machine, _results.update_section
+from _results import machine, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "data" / "corpus"
