@@ -64,7 +64,8 @@ def test_causal_future_tokens_do_not_change_past_logits(device):
     changed_BT[0, 8:] = (changed_BT[0, 8:] + 1) % cfg.vocab_size
     with torch.no_grad():
         a, b = model(ids_BT).logits_BTV, model(changed_BT).logits_BTV
-    torch.testing.assert_close(a[:, :8], b[:, :8])
+    # Loose enough for GPU kernels picked per shape (other tokens change the experts' batch sizes).
+    torch.testing.assert_close(a[:, :8], b[:, :8], rtol=1e-4, atol=1e-4)
     assert not torch.allclose(a[:, 8:], b[:, 8:])
 
 
