@@ -180,18 +180,28 @@ class TokenLoader:
 
     def sample_windows(self, sample_numbers: np.ndarray) -> list[tuple[str, int]]:
         """(language, window index) of each global sample number: the loader's whole sampling rule."""
-        blocks, slots = np.divmod(sample_numbers.astype(np.int64), MIXTURE_BLOCK)
-        out = []
-        for block, slot in zip(blocks.tolist(), slots.tolist(), strict=True):
-            language, ordinal = self._block(block)
-            lang_index = int(language[slot])
-            lang = self.languages[lang_index]
-            m = block * self._counts_array[lang_index] + int(ordinal[slot])
-            epoch, position = divmod(int(m), self.num_windows[lang])
-            keys = self._epoch_keys(lang_index, epoch)
-            window = _feistel_permute(np.array([position], dtype=np.uint64), self.num_windows[lang], keys)
-            out.append((lang, int(window[0])))
-        return out
+        numbers = np.asarray(sample_numbers, dtype=np.int64)
+        blocks, slots = np.divmod(numbers, MIXTURE_BLOCK)
+        lang_index = np.empty(len(numbers), dtype=np.int64)
+        ordinal = np.empty(len(numbers), dtype=np.int64)
+        for block in np.unique(blocks).tolist():  # a batch spans one block, rarely two
+            here = blocks == block
+            language, block_ordinal = self._block(block)
+            lang_index[here] = language[slots[here]]
+            ordinal[here] = block * self._counts_array[lang_index[here]] + block_ordinal[slots[here]]
+        windows = np.empty(len(numbers), dtype=np.int64)
+        for index, lang in enumerate(self.languages):
+            mine = lang_index == index
+            if not mine.any():
+                continue
+            epochs, positions = np.divmod(ordinal[mine], self.num_windows[lang])
+            out = np.empty(len(positions), dtype=np.int64)
+            for epoch in np.unique(epochs).tolist():
+                same = epochs == epoch
+                keys = self._epoch_keys(index, epoch)
+                out[same] = _feistel_permute(positions[same].astype(np.uint64), self.num_windows[lang], keys)
+            windows[mine] = out
+        return [(self.languages[i], w) for i, w in zip(lang_index.tolist(), windows.tolist(), strict=True)]
 
     def batch(self, step: int, micro_step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs_BT, targets_BT) int64 of this rank at (step, micro_step); targets = inputs shifted by 1."""
