@@ -174,6 +174,8 @@ class TokenLoader:
     def _epoch_keys(self, lang_index: int, epoch: int) -> np.ndarray:
         key = (lang_index, epoch)
         if key not in self._key_cache:
+            if len(self._key_cache) >= 1024:  # a small language runs through many epochs: stay bounded
+                self._key_cache.clear()
             seq = np.random.SeedSequence([self.seed, 0x77696E, lang_index, epoch])
             self._key_cache[key] = seq.generate_state(_FEISTEL_ROUNDS, dtype=np.uint64)
         return self._key_cache[key]
