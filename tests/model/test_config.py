@@ -86,3 +86,31 @@ def test_print_info_lists_presets(capsys):
     assert "| demo * |" in out
     with pytest.raises(ConfigError, match="--preset 'nope' is not a preset"):
         print_info("nope")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_forward_flops_match_torch_flop_counter(shared):
+    """The formula against torch's own count of a built model's matmuls (math attention kernel, expert
+    loop: the kernels the counter knows). The one term the formula leaves out is the combine's weighted
+    sum of each token's k expert outputs (2*k*D per token per MoE layer, a reduction, not a matmul)."""
+    import dataclasses
+
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tessera.model.transformer import Transformer
+
+    cfg = PRESETS["debug"]
+    if shared:
+        moe = MoEConfig(num_experts=4, top_k=2, expert_hidden=32, num_shared_experts=1, shared_hidden=48)
+        cfg = dataclasses.replace(cfg, qk_norm=False, tie_embeddings=True, moe=moe)
+    model = Transformer(cfg)
+    for moe_layer in model.moe_layers():
+        moe_layer.experts.use_grouped_mm = False
+    batch, seq_len = 2, 32
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(torch.randint(0, cfg.vocab_size, (batch, seq_len)))
+    combine = cfg.num_moe_layers * 2 * cfg.moe.top_k * cfg.d_model
+    tokens = batch * seq_len
+    assert counter.get_total_flops() == forward_flops_per_token(cfg, seq_len) * tokens + combine * tokens
