@@ -132,6 +132,15 @@ def test_truncated_and_foreign_sqlite(make_config, tmp_path):
         list(read_documents(cfg, cfg.data.sources[2]))
 
 
+def test_sqlite_document_with_two_units(make_config, bible_source):
+    source = bible_source("bible_ita", "d", "ita")
+    source["query"] = ("SELECT bNumber || '-' || cNumber AS doc, vNumber AS unit, vText AS text FROM bible "
+                       "WHERE bbName = 'd' ORDER BY bNumber, cNumber, vNumber")
+    cfg = make_config([source])
+    with pytest.raises(DataError, match="source bible_ita: document 1-1 has rows with units '1' and '2'"):
+        list(read_documents(cfg, cfg.data.sources[0]))
+
+
 def test_sqlite_query_without_doc_and_text_columns(make_config, bible_source):
     source = bible_source("bible_ita", "d", "ita")
     source["query"] = "SELECT vText FROM bible WHERE bbName = 'd' LIMIT 3"

@@ -53,9 +53,10 @@ class SourceConfig:
     for a file shipped inside an installed Python package. Relative paths are relative to the working
     directory (the repository root when run by Snakemake)."""
     query: str | None = None
-    """sqlite: SQL returning columns `doc` (document key), `text`, and optionally `unit` (alignment key).
-    Consecutive rows with the same `doc` are joined, one row per line, into one document; so order the
-    rows by document (e.g. one verse per row, one chapter per document)."""
+    """sqlite: SQL returning columns `doc` (document key), `text`, and optionally `unit` (alignment key,
+    the same on every row of a document). Consecutive rows with the same `doc` are joined, one row per
+    line, into one document; so order the rows by document (e.g. one verse per row, one chapter per
+    document)."""
     text_field: str = "text"
     """jsonl/parquet/hf: the field holding the document text."""
     id_field: str | None = None

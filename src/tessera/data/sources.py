@@ -220,11 +220,16 @@ def _read_sqlite(source: SourceConfig) -> Iterator[RawDocument]:
         lines: list[str] = []
         for row in cursor:
             row_key = str(row[doc_i])
+            row_unit = None if unit_i is None or row[unit_i] is None else str(row[unit_i])
             if row_key != key and key is not None:
                 yield RawDocument(key=key, unit=unit, text="\n".join(lines))
                 lines = []
-            key = row_key
-            unit = None if unit_i is None or row[unit_i] is None else str(row[unit_i])
+            elif row_key == key and row_unit != unit:
+                raise DataError(
+                    f"source {source.name}: document {key} has rows with units {unit!r} and {row_unit!r}; "
+                    "a document belongs to one unit: make the query's unit a function of its doc"
+                )
+            key, unit = row_key, row_unit
             lines.append(str(row[text_i]))
         if key is not None:
             yield RawDocument(key=key, unit=unit, text="\n".join(lines))
