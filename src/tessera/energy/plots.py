@@ -71,7 +71,8 @@ def plot_power(jobs: list[JobEnergy], path: Path) -> None:
     else:
         ax.set_xlabel("minutes since the run's first job")
         ax.set_ylabel("W")
-        ax.set_ylim(bottom=0)  # an offset axis would make a constant estimate look like noise
+        # From zero, with headroom: an offset axis would make a constant estimate look like noise.
+        ax.set_ylim(0, max(ax.get_ylim()[1], 1.0) * 1.15)
         ax.legend(fontsize=7, ncol=2)
     ax.set_title(
         "GPU board power (NVML), per rank"
