@@ -75,7 +75,7 @@ def reference(tmp_path_factory) -> RunLayout:
     config, layout = make_mini_run(tmp_path_factory.mktemp("reference"))
     proc = run_tessera(config, "train", "--stage", "s1")
     assert "published" in proc.stdout and "step 24/24" in proc.stdout
-    run_tessera(config, "train", "--stage", "s2")
+    run_tessera(config, "--energy-out", str(layout.root / "energy" / "s2.jsonl"), "train", "--stage", "s2")
     return layout
 
 
@@ -96,6 +96,9 @@ def test_stage_publishes_checkpoints_and_chains_into_the_next(reference):
     assert s2[0]["tokens_seen"] == 25 * 8 * 64 and s2[-1]["lr"] == 0.0
     assert s2[0]["loss"] < _losses(layout)[0]  # not a fresh model
     assert (layout.checkpoint("s2", 4) / "model.safetensors").is_file()
+    # With the job's energy meter (--energy-out), every step has its joules.
+    assert all(r["energy_j"] is not None and r["energy_j"] >= 0 for r in s2)
+    assert (layout.root / "energy" / "s2.jsonl").is_file()
 
 
 def test_two_ranks_zero2_expert_parallel_match_one_rank(reference, tmp_path):

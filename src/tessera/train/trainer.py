@@ -144,9 +144,9 @@ def _num_threads(cfg: TrainConfig) -> int:
 
 
 class _Segment:
-    """One job's share of a stage: everything built once, then `train(until_step)`."""
+    """One job's share of a stage, up to `until_step`: everything built once, then `train()`."""
 
-    def __init__(self, cfg: RunConfig, stage: StageConfig, meter) -> None:
+    def __init__(self, cfg: RunConfig, stage: StageConfig, until_step: int, meter) -> None:
         from tessera.data.loader import TokenLoader
         from tessera.model.config import build_model_config, train_flops_per_token
         from tessera.model.transformer import Transformer
@@ -154,7 +154,7 @@ class _Segment:
 
         self.cfg, self.stage, self.tcfg = cfg, stage, cfg.train
         self.layout = RunLayout(cfg.out_dir)
-        self.num_steps = stage.num_steps
+        self.num_steps, self.until_step = stage.num_steps, until_step
         self.state_dir = self.layout.state_dir(stage.name)
         torch.set_num_threads(_num_threads(self.tcfg))
         self.env = DistEnv.from_environ()
@@ -215,7 +215,7 @@ class _Segment:
             callbacks.append(JsonlLogger(self.state_dir / METRICS_FILE))
             if self.tcfg.tensorboard:
                 callbacks.append(TensorBoardLogger(self.state_dir / "tensorboard"))
-            callbacks.append(ProgressPrinter(self.tcfg.log_every))
+            callbacks.append(ProgressPrinter(self.tcfg.log_every, self.until_step))
         return sorted(callbacks, key=lambda c: c.priority)
 
     # --- restore ------------------------------------------------------------------------------------
@@ -254,8 +254,8 @@ class _Segment:
 
     # --- the loop -----------------------------------------------------------------------------------
 
-    def train(self, until_step: int) -> Path:
-        step = self.meta.step
+    def train(self) -> Path:
+        step, until_step = self.meta.step, self.until_step
         if step > until_step:
             raise CheckpointError(
                 f"{self.state_dir}: the run state is at step {step}, past --until-step {until_step}; the "
@@ -371,6 +371,6 @@ def run_stage(cfg: RunConfig, stage: str, until_step: int | None = None, meter=N
     until = spec.num_steps if until_step is None else until_step
     if not 1 <= until <= spec.num_steps:
         raise CheckpointError(f"--until-step {until}: stage {stage} has steps 1..{spec.num_steps}")
-    segment = _Segment(cfg, spec, meter)
+    segment = _Segment(cfg, spec, until, meter)
     segment.restore()
-    return segment.train(until)
+    return segment.train()

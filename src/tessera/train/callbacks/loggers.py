@@ -81,26 +81,29 @@ class TensorBoardLogger(Callback):
 
 
 class ProgressPrinter(Callback):
-    """`[stable] step 40/200 (20%) loss 5.312 lr 3.0e-03 12.3k tok/s mfu - ETA 0:01:05` every N steps."""
+    """`[stable] step 40/200 (20%) loss 5.3120 lr 3.00e-03 12.3k tok/s mfu - ETA 00:01:05` every N steps;
+    the ETA is to the end of this job's segment (`until_step`), the percentage is of the whole stage."""
 
     priority = 120
 
-    def __init__(self, every: int, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, every: int, until_step: int, stream: TextIO = sys.stdout) -> None:
         self.every = every
+        self.until_step = until_step
         self.stream = stream
         self.t0 = 0.0
         self.start_step = 0
 
     def on_start(self, stage: str, step: int, num_steps: int) -> None:
         self.t0, self.start_step = time.perf_counter(), step
-        print(f"[{stage}] training steps {step + 1}..{num_steps}", file=self.stream, flush=True)
+        print(f"[{stage}] training steps {step + 1}..{self.until_step} of {num_steps}", file=self.stream,
+              flush=True)
 
     def on_step_end(self, record: StepRecord) -> None:
-        if record.step % self.every and record.step != record.num_steps:
+        if record.step % self.every and record.step != self.until_step:
             return
         done = record.step - self.start_step
         elapsed = time.perf_counter() - self.t0
-        eta_s = elapsed / max(done, 1) * (record.num_steps - record.step)
+        eta_s = elapsed / max(done, 1) * (self.until_step - record.step)
         m = record.metrics
         mfu = f"{m['mfu']:.1%}" if m.get("mfu") is not None else "-"
         skipped = f" skipped {m['nonfinite_steps']}" if m.get("nonfinite_steps") else ""
