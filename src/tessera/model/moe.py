@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tessera.model.config import MoEConfig
@@ -49,8 +50,8 @@ class MoEOutput:
 
 
 class _Dispatch(torch.autograd.Function):
-    """x_ND -> x_sorted_SD: row j is token order_S[j] // K. Backward unpermutes the gradient by the
-    inverse permutation and sums each token's K rows (a gather and a reshape-sum: no atomics)."""
+    """x_ND -> x_sorted_SD: row j is token order_S[j] // K. Backward sums each token's K gradient rows
+    with one embedding_bag (a fused gather-and-sum: no [N, K, D] intermediate, no atomics)."""
 
     @staticmethod
     def forward(ctx, x_ND, token_of_sorted_S, sorted_of_slot_S, top_k):  # noqa: D102
@@ -61,27 +62,29 @@ class _Dispatch(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_SD):  # noqa: D102
         (sorted_of_slot_S,) = ctx.saved_tensors
-        grad_NKD = grad_SD.index_select(0, sorted_of_slot_S).unflatten(0, (-1, ctx.top_k))
-        return grad_NKD.sum(dim=1), None, None, None
+        bags_NK = sorted_of_slot_S.view(-1, ctx.top_k)
+        return F.embedding_bag(bags_NK, grad_SD.contiguous(), mode="sum"), None, None, None
 
 
 class _Combine(torch.autograd.Function):
-    """(y_sorted_SD, weights_NK) -> y_ND = sum_k weights[n, k] * y[slot (n, k)], as one batched
-    [1, K] x [K, D] product per token."""
+    """(y_sorted_SD, weights_NK) -> y_ND[n] = sum_k weights[n, k] * y_sorted[sorted position of (n, k)]:
+    one weighted embedding_bag (fused gather, scale and sum), reading y_sorted in place."""
 
     @staticmethod
-    def forward(ctx, y_sorted_SD, weights_NK, sorted_of_slot_S, slot_of_sorted_S):  # noqa: D102
-        y_NKD = y_sorted_SD.index_select(0, sorted_of_slot_S).unflatten(0, weights_NK.shape)
-        ctx.save_for_backward(y_NKD, weights_NK, slot_of_sorted_S)
-        return torch.bmm(weights_NK.unsqueeze(1), y_NKD).squeeze(1)
+    def forward(ctx, y_sorted_SD, weights_NK, sorted_of_slot_S, token_of_sorted_S, slot_of_sorted_S):  # noqa: D102
+        bags_NK = sorted_of_slot_S.view(weights_NK.shape)
+        ctx.save_for_backward(y_sorted_SD, weights_NK, sorted_of_slot_S, token_of_sorted_S, slot_of_sorted_S)
+        return F.embedding_bag(bags_NK, y_sorted_SD, per_sample_weights=weights_NK, mode="sum")
 
     @staticmethod
     def backward(ctx, grad_ND):  # noqa: D102
-        y_NKD, weights_NK, slot_of_sorted_S = ctx.saved_tensors
-        grad_weights_NK = torch.bmm(y_NKD, grad_ND.unsqueeze(-1)).squeeze(-1)
-        grad_NKD = weights_NK.unsqueeze(-1) * grad_ND.unsqueeze(1)
-        grad_sorted_SD = grad_NKD.flatten(0, 1).index_select(0, slot_of_sorted_S)
-        return grad_sorted_SD, grad_weights_NK, None, None
+        y_sorted_SD, weights_NK, sorted_of_slot_S, token_of_sorted_S, slot_of_sorted_S = ctx.saved_tensors
+        grad_of_token_SD = grad_ND.index_select(0, token_of_sorted_S)
+        weights_S = weights_NK.reshape(-1).index_select(0, slot_of_sorted_S)
+        grad_sorted_SD = grad_of_token_SD * weights_S.unsqueeze(-1)
+        grad_weights_S = torch.linalg.vecdot(grad_of_token_SD, y_sorted_SD)
+        grad_weights_NK = grad_weights_S.index_select(0, sorted_of_slot_S).view(weights_NK.shape)
+        return grad_sorted_SD, grad_weights_NK, None, None, None
 
 
 class MoE(nn.Module):
@@ -114,7 +117,7 @@ class MoE(nn.Module):
         y_sorted_SD = self.experts(x_sorted_SD, route.tokens_per_expert_E)
 
         weights_NK = route.weights_NK.to(y_sorted_SD.dtype)
-        y_ND = _Combine.apply(y_sorted_SD, weights_NK, sorted_of_slot_S, slot_of_sorted_S)
+        y_ND = _Combine.apply(y_sorted_SD, weights_NK, sorted_of_slot_S, token_of_sorted_S, slot_of_sorted_S)
 
         if self.shared_expert is not None:
             y_ND = y_ND + torch.sigmoid(self.shared_expert_gate(x_ND)) * self.shared_expert(x_ND)
