@@ -10,7 +10,7 @@ import pytest
 
 from tessera.config import to_dict
 from tessera.energy.records import append_record
-from tessera.energy.report import REPORT_FILES, write_report
+from tessera.energy.report import REPORT_FILES, per_step_energy, read_training_metrics, write_report
 from tessera.errors import DataError
 from tessera.layout import RunLayout
 from tessera.model.config import PRESETS, train_flops_per_token
@@ -63,10 +63,17 @@ def write_run(layout: RunLayout, make_record, *, with_gpus: bool) -> None:
     (checkpoint / "tessera.json").write_text(
         json.dumps({"model": model, "stage": "stable", "step": 4, "tokens_seen": 64})
     )
+    # As the trainer logs (rank 0's share); step 4 from a one-process run without energy_j_per_token.
     lines = [
-        {"stage": "stable", "step": s, "tokens_seen": 16 * s, "loss": 5.0, "energy_j": 100.0 * s}
-        for s in range(1, 5)
-    ]
+        {
+            "stage": "stable",
+            "step": s,
+            "tokens_seen": 16 * s,
+            "energy_j": 100.0 * s,
+            "energy_j_per_token": 6.25 * s,
+        }
+        for s in range(1, 4)
+    ] + [{"stage": "stable", "step": 4, "tokens_seen": 64, "energy_j": 320.0}]
     state = layout.state_dir("stable")
     state.mkdir(parents=True)
     (state / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -118,6 +125,8 @@ def test_report_arithmetic_from_synthetic_logs(run_config, make_record):
     assert training["ratio_to_floor"]["value"] == pytest.approx(ratio)
     assert training["tokens_per_kwh"]["value"] == pytest.approx(64 / (7596 / 3.6e6))
     assert training["steps_with_energy"] == 4
+    steps = per_step_energy(read_training_metrics(layout, ["stable"]), cfg)
+    assert [s["j_per_token"] for s in steps] == pytest.approx([6.25, 12.5, 18.75, 20.0])
     assert [s["j_per_token"] for s in training["segments"]] == pytest.approx([3798 / 32, 3798 / 32])
 
     rows = list(csv.DictReader((layout.reports_dir / "energy.csv").open()))

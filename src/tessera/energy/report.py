@@ -37,6 +37,7 @@ __all__ = [
     "load_jobs",
     "read_benchmarks",
     "read_training_metrics",
+    "per_step_energy",
     "REPORT_FILES",
     "SUMMARY_SCHEMA",
 ]
@@ -154,35 +155,28 @@ def training_flops(cfg: RunConfig, layout: RunLayout) -> list[StageFlops]:
     return out
 
 
-def _per_step_energy(metrics: list[dict], cfg: RunConfig) -> list[dict]:
-    """(stage, step, tokens, energy_j, j_per_token) of the steps whose line carries energy_j."""
+def per_step_energy(metrics: list[dict], cfg: RunConfig) -> list[dict]:
+    """J per token of each logged step. The trainer's lines are rank 0's: `energy_j` is its share (its
+    GPUs, and its node's CPU and memory) and `energy_j_per_token` that share over its share of the
+    step's tokens, which is the job's J/token when ranks are alike. A line without the latter (one
+    process) gives energy_j over the step's tokens."""
     tokens_per_step = {s.name: s.tokens_per_step for s in cfg.train.stages}
     offsets = _stage_offsets(cfg)
-    out, previous = [], None
+    out = []
     for line in metrics:
-        tokens = line.get("tokens")
-        if (
-            tokens is None
-            and previous is not None
-            and previous["stage"] == line["stage"]
-            and previous["step"] == line["step"] - 1
-            and "tokens_seen" in line
-        ):
-            tokens = line["tokens_seen"] - previous["tokens_seen"]
-        if not tokens:
-            tokens = tokens_per_step.get(line["stage"])
-        previous = line
-        energy = line.get("energy_j")
-        if energy is None or not tokens or line["stage"] not in offsets:
+        if line["stage"] not in offsets:
+            continue
+        per_token = line.get("energy_j_per_token")
+        if per_token is None and line.get("energy_j") is not None:
+            per_token = line["energy_j"] / tokens_per_step[line["stage"]]
+        if per_token is None:
             continue
         out.append(
             {
                 "stage": line["stage"],
                 "step": line["step"],
                 "global_step": offsets[line["stage"]] + line["step"],
-                "tokens": tokens,
-                "energy_j": energy,
-                "j_per_token": energy / tokens,
+                "j_per_token": per_token,
             }
         )
     return out
@@ -346,7 +340,7 @@ def build_summary(
         notes.append("site.gpu_type is null (CPU-only site): no hardware floor for energy per FLOP.")
     elif not train_gpu_j:
         notes.append("Training jobs measured no GPU energy: energy per FLOP is not compared with the floor.")
-    step_energy = _per_step_energy(metrics, cfg)
+    step_energy = per_step_energy(metrics, cfg)
     segments = _segment_energy(jobs, cfg)
     training = {
         "tokens": figure(
@@ -481,7 +475,7 @@ def write_report(cfg: RunConfig, query_sacct: bool = True) -> dict:
         query_sacct=query_sacct,
     )
     reports = layout.reports_dir
-    write_plots(reports, summary, jobs, _per_step_energy(metrics, cfg), summary["training"]["segments"])
+    write_plots(reports, summary, jobs, per_step_energy(metrics, cfg), summary["training"]["segments"])
     write_text(reports / "energy.csv", summary_csv(summary))
     write_json(reports / "energy.json", summary)
     write_text(reports / "energy.md", summary_markdown(summary))  # last: Snakemake's target of the rule
