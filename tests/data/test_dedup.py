@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tessera.data.config import FilterConfig
-from tessera.data.dedup import Deduplicator, shingles
+from tessera.data.dedup import Deduplicator, shingle_hashes
 
 PARAGRAPH = ("Quel ramo del lago di Como, che volge a mezzogiorno, tra due catene non interrotte di "
              "monti, tutto "
@@ -44,6 +44,12 @@ def test_disabled_filters_flag_nothing():
         assert not dedup.is_near_duplicate(PARAGRAPH)
 
 
-def test_shingles_are_lowercased_word_ngrams():
-    assert shingles("A b c", 5) == {b"a b c"}
-    assert shingles("Uno due tre quattro", 3) == {b"uno due tre", b"due tre quattro"}
+def test_shingle_hashes_are_of_lowercased_ordered_word_ngrams():
+    assert len(shingle_hashes("A b c", 5)) == 1
+    assert list(shingle_hashes("A b c", 5)) == list(shingle_hashes("a B, c!", 5))
+    assert len(shingle_hashes("Uno due tre quattro", 3)) == 2
+    # Order matters: the same words in another order are another shingle.
+    assert set(shingle_hashes("uno due tre", 3)).isdisjoint(shingle_hashes("tre due uno", 3))
+    # Repeated n-grams count once.
+    assert len(shingle_hashes("la la la la la", 2)) == 1
+    assert all(h < 2**32 for h in shingle_hashes("Nel mezzo del cammin di nostra vita", 5))
