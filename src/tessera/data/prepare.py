@@ -150,6 +150,11 @@ def prepare_data(cfg: RunConfig) -> None:
     layout = RunLayout(cfg.out_dir)
     with atomic_dir(layout.data_dir) as staging:
         result = prepare_into(cfg, staging)
+    for name, source in result.manifest["sources"].items():
+        dropped = ", ".join(f"{reason} {n}" for reason, n in source["dropped"].items() if n) or "none"
+        redacted = ", ".join(f"{kind} {n}" for kind, n in source["pii_redactions"].items() if n) or "none"
+        print(f"{name} ({source['language']}): {source['documents_in']} in, {source['documents_out']} out; "
+              f"dropped: {dropped}; PII redacted: {redacted}")
     totals = result.manifest["totals"]
     print(f"data: {totals['documents_in']} documents in, {totals['documents_out']} out "
           f"({totals['bytes_out'] / 1e6:.1f} MB) for {', '.join(cfg.data.languages)} -> {layout.data_dir}")
