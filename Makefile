@@ -29,9 +29,12 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(SNAKEMAKE) --lint
 
-## Render the rule graph to dag.png (needs graphviz's `dot`).
+## Render the rule graph to dag.png (DAG=path to choose; needs graphviz's `dot`).
+DAG ?= dag.png
 dag: install
-	$(SNAKEMAKE) --rulegraph --configfile config.yaml | dot -Tpng > dag.png
+	@command -v dot > /dev/null || { echo "make dag: graphviz's dot is missing (apt-get install graphviz)" >&2; exit 1; }
+	@# pipefail: a Snakemake error must not leave an empty image behind.
+	set -o pipefail; $(SNAKEMAKE) --rulegraph --configfile config.yaml | dot -Tpng -o $(DAG)
 
 ## One self-contained HTML page with every report of the demo run.
 report: install

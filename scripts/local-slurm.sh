@@ -82,6 +82,8 @@ AccountingStoragePort=6819
 AccountingStorageEnforce=associations
 JobAcctGatherType=jobacct_gather/linux
 JobCompType=jobcomp/none
+# The executor puts rule and wildcards in the job comment; keep it in sacct.
+AccountingStoreFlags=job_comment
 StateSaveLocation=$BASE/state/ctld
 SlurmdSpoolDir=$BASE/state/d
 SlurmctldPidFile=$BASE/run/slurmctld.pid

@@ -229,15 +229,17 @@ def test_profiles_parse_and_share_one_structure() -> None:
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` not installed")
 def test_make_dag_renders_the_rule_graph(tmp_path: Path) -> None:
+    image = tmp_path / "dag.png"
+    # -o: never reinstall the venv from inside a test, even when pyproject.toml is newer than its stamp.
     result = subprocess.run(
-        ["make", "-s", "dag", f"DAG={tmp_path / 'dag.png'}"],
+        ["make", "-s", "-o", ".venv/.installed", "dag", f"DAG={image}"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "dag.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("site", sorted(SITES))
