@@ -255,9 +255,12 @@ def read_documents(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument
     readers = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite}
     stream = _read_hf(cfg, source) if source.kind == "hf" else readers[source.kind](source)
     count = 0
-    for document in islice(stream, source.max_documents):
-        count += 1
-        yield document
+    try:
+        for document in islice(stream, source.max_documents):
+            count += 1
+            yield document
+    finally:
+        stream.close()  # a capped read stops early: close the SQLite connection / file now, not at GC
     if count == 0:
         raise DataError(f"source {source.name}: yielded no documents (path {source.path or source.hf_name}); "
                         "check that the file is not empty and the query/fields select something")
