@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import zstandard
@@ -103,10 +104,24 @@ def _prefetch(batches: Iterator[list[str]], depth: int) -> Iterator[list[str]]:
 def encode_documents(
     tokenizer: Tokenizer, texts: Iterable[str], batch_bytes: int | None = None
 ) -> Iterator[tuple[list[list[int]], int]]:
-    """(token ids of each document, UTF-8 bytes of the batch) for consecutive batches of `texts`."""
-    for batch in _prefetch(_batches(texts, batch_bytes or BATCH_BYTES), QUEUE_BATCHES):
+    """(token ids of each document, UTF-8 bytes of the batch) for consecutive batches of `texts`.
+
+    Batch i+1 is encoding (Rust threads, no GIL) while the caller converts and writes batch i, so the
+    cores never wait for the Python side."""
+
+    def encode(batch: list[str]) -> tuple[list[list[int]], int]:
         encodings = tokenizer.encode_batch_fast(batch, add_special_tokens=False)
-        yield [e.ids for e in encodings], sum(len(t.encode("utf-8")) for t in batch)
+        return [e.ids for e in encodings], sum(len(t.encode("utf-8")) for t in batch)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as encoder:
+        pending: Future | None = None
+        for batch in _prefetch(_batches(texts, batch_bytes or BATCH_BYTES), QUEUE_BATCHES):
+            submitted = encoder.submit(encode, batch)
+            if pending is not None:
+                yield pending.result()
+            pending = submitted
+        if pending is not None:
+            yield pending.result()
 
 
 def tokenize_split(cfg: RunConfig, language: str, split: str, num_threads: int | None = None) -> Path:
