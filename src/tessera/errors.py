@@ -1,6 +1,6 @@
 """User-facing exceptions: each message names the file or key at fault and the remedy."""
 
-__all__ = ["TesseraError", "ConfigError", "DataError", "CheckpointError", "PreemptedError"]
+__all__ = ["TesseraError", "ConfigError", "DataError", "CheckpointError", "ReleaseError", "PreemptedError"]
 
 
 class TesseraError(Exception):
@@ -17,6 +17,11 @@ class DataError(TesseraError):
 
 class CheckpointError(TesseraError):
     """A checkpoint or run state is missing, truncated or incompatible."""
+
+
+class ReleaseError(TesseraError):
+    """The release cannot be documented truthfully: an input report is missing or stale, or a data source
+    lacks an allowed licence; the message names the file or source and the remedy."""
 
 
 class PreemptedError(TesseraError):

@@ -1,0 +1,173 @@
+"""The model card: README.md with the Hugging Face Hub's YAML header, written from the release documents.
+
+The header is built with huggingface_hub's `ModelCardData`, so its keys and the `model-index` layout are
+the Hub's own: licence, languages (ISO 639-1 where one exists), datasets, metrics, tags, pipeline_tag
+text-generation, library_name transformers, and the evaluation results of the released checkpoint. There
+is no `base_model` key: the model is trained from scratch, and the Hub reads an absent key as "none".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCardData
+
+from tessera.release.documents import format_value, render_facts, render_table
+from tessera.release.facts import ISO_639_1, Facts
+
+__all__ = ["model_card", "card_metadata", "DOCUMENTS_DIR"]
+
+DOCUMENTS_DIR = "ai_act"
+"""Folder of the release that holds the AI Act documents (Markdown, JSON and their schemas)."""
+
+
+def _datasets(facts: Facts) -> list[str]:
+    # Hub dataset ids for hub sources; other sources by their name in the manifest.
+    return [s.hf_name if s.kind == "hf" and s.hf_name else s.name for s in facts.cfg.data.sources]
+
+
+def _eval_results(facts: Facts) -> list[EvalResult]:
+    final = facts.final_eval()
+    run = facts.cfg.run.name
+    results = [
+        EvalResult(
+            task_type="text-generation",
+            task_name="Language modelling",
+            dataset_type="tessera-heldout",
+            dataset_name=f"{run} held-out test split ({lang})",
+            dataset_config=lang,
+            dataset_split="test",
+            metric_type="bits_per_byte",
+            metric_value=float(scores["bits_per_byte"]),
+            metric_name="bits per byte",
+        )
+        for lang, scores in final["intrinsic"].items()
+    ]
+    for task, metrics in final["tasks"].items():
+        for metric, value in metrics.items():
+            if metric.endswith("_stderr") or metric == "num_samples" or not isinstance(value, int | float):
+                continue
+            results.append(
+                EvalResult(
+                    task_type="text-generation",
+                    dataset_type=task,
+                    dataset_name=task,
+                    metric_type=metric,
+                    metric_value=float(value),
+                    metric_name=metric,
+                )
+            )
+    return results
+
+
+def card_metadata(facts: Facts, model_type: str) -> ModelCardData:
+    r = facts.cfg.release
+    languages = [ISO_639_1.get(lang, lang) for lang in facts.manifest["languages"]]
+    results = _eval_results(facts)
+    tags = list(dict.fromkeys(["moe", "mixture-of-experts", model_type, "tessera", "eu-ai-act", *r.tags]))
+    return ModelCardData(
+        model_name=r.model_name,
+        license=r.license,
+        language=languages,
+        datasets=_datasets(facts),
+        metrics=list(dict.fromkeys(result.metric_type for result in results)),
+        tags=tags,
+        pipeline_tag="text-generation",
+        library_name="transformers",
+        eval_results=results,
+    )
+
+
+def _section(title: str, fields: dict[str, dict], keys: list[str]) -> list[str]:
+    return [f"## {title}", "", *render_facts([fields[k] for k in keys])]
+
+
+def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: str) -> str:
+    r = facts.cfg.release
+    tech = {k: s["fields"] for k, s in documents["technical_documentation"]["sections"].items()}
+    thresholds = documents["compute_thresholds"]["sections"]["conclusions"]["fields"]
+    model = tech["model_properties"]
+    load_from = r.repository or "path/to/release"
+    architecture = model["architecture"]["value"]
+    lines = [
+        "---",
+        card_metadata(facts, model_type).to_yaml().rstrip(),
+        "---",
+        "",
+        f"# {r.model_name} {r.version}",
+        "",
+        f"{architecture[:1].upper()}{architecture[1:]}: "
+        f"{format_value(model['total_parameters']['value'])} parameters, "
+        f"{format_value(model['active_parameters']['value'])} active per token, trained from scratch on "
+        f"{format_value(tech['training_process']['tokens']['value'])} tokens of "
+        f"{', '.join(facts.manifest['languages'])} text by {r.provider} with tessera. Every figure on this "
+        "card and in the documents under `ai_act/` is read from what the training pipeline measured, "
+        "computed or was configured with; each says which.",
+        "",
+        "## Use",
+        "",
+        f"**Intended use.** {r.intended_use}",
+        "",
+    ]
+    if r.out_of_scope_use:
+        lines += [f"**Out of scope.** {r.out_of_scope_use}", ""]
+    if r.limitations:
+        lines += [f"**Limitations.** {r.limitations}", ""]
+    lines += [
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "",
+        f'model = AutoModelForCausalLM.from_pretrained("{load_from}")',
+        f'tokenizer = AutoTokenizer.from_pretrained("{load_from}")',
+        "```",
+        "",
+        *_section(
+            "Model",
+            model,
+            ["hf_architecture", "total_parameters", "active_parameters", "context_length", "vocab_size"],
+        ),
+        "## Evaluation",
+        "",
+        *render_facts([tech["evaluation"]["checkpoint"]]),
+        *render_table(tech["evaluation"]["intrinsic"]),
+    ]
+    if tech["evaluation"]["tasks"]["rows"]:
+        lines += render_table(tech["evaluation"]["tasks"])
+    lines += [
+        "## Training",
+        "",
+        *render_table(tech["training_process"]["stages"]),
+        *_section(
+            "Compute and energy",
+            {**tech["computational_resources"], **tech["energy_consumption"], **thresholds},
+            [
+                "training_flops",
+                "training_gpu_hours",
+                "hardware",
+                "training_energy_kwh",
+                "it_energy_kwh",
+                "co2e_kg",
+                "systemic_risk_presumed",
+            ],
+        ),
+        "## Training data",
+        "",
+        *render_table(tech["training_data"]["languages"]),
+        *render_table(tech["training_data"]["sources"]),
+        "## EU AI Act documents",
+        "",
+        "| document | for people | for machines |",
+        "|---|---|---|",
+        *(
+            f"| {doc['title']} | [{kind}.md]({DOCUMENTS_DIR}/{kind}.md) "
+            f"| [{kind}.json]({DOCUMENTS_DIR}/{kind}.json) |"
+            for kind, doc in documents.items()
+        ),
+        "",
+        f"JSON schemas: `{DOCUMENTS_DIR}/schemas/`. Checksums of every file: `MANIFEST.sha256` "
+        "(`sha256sum -c MANIFEST.sha256`).",
+        "",
+        f"Provider: {r.provider}. Contact (also for rightsholders): {r.contact}.",
+        "",
+    ]
+    return "\n".join(lines)
