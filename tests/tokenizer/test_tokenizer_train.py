@@ -51,6 +51,9 @@ def test_auto_tokenizer_loads_the_folder(trained):
     assert {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"} <= {
         p.name for p in folder.iterdir()
     }
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"  # transformers 4.x loads it too
+    assert config["clean_up_tokenization_spaces"] is False
     hf = AutoTokenizer.from_pretrained(folder)
     assert (hf.bos_token_id, hf.eos_token_id, hf.pad_token_id) == (0, 1, 2)
     assert hf.convert_ids_to_tokens([0, 1, 2, 3]) == ["<|bos|>", "<|eos|>", "<|pad|>", "<|reserved_0|>"]

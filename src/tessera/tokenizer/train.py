@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import math
 from collections.abc import Iterator
@@ -219,6 +220,7 @@ def save_tokenizer(tokenizer: Tokenizer, out_dir: Path, section: TokenizerConfig
     )
     with atomic_dir(out_dir) as tmp:
         fast.save_pretrained(tmp)
+        _portable_config(tmp / "tokenizer_config.json")
         if not (tmp / "special_tokens_map.json").exists():  # transformers 5 folds it into tokenizer_config
             write_json(
                 tmp / "special_tokens_map.json",
@@ -229,3 +231,15 @@ def save_tokenizer(tokenizer: Tokenizer, out_dir: Path, section: TokenizerConfig
             tmp / TRAINING_RECORD,
             {"tokenizer_sha256": sha, "vocab_size": tokenizer.get_vocab_size(), **record},
         )
+
+
+def _portable_config(path: Path) -> None:
+    """Write tokenizer_config.json in the form transformers 4.x and 5.x both load: 5.x names its class
+    `TokenizersBackend` and its extra tokens `extra_special_tokens` (a dict in 4.x), which 4.x cannot read;
+    `PreTrainedTokenizerFast` with `additional_special_tokens` loads as the same tokenizer in both."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.pop("backend", None)
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if isinstance(config.get("extra_special_tokens"), list):
+        config["additional_special_tokens"] = config.pop("extra_special_tokens")
+    write_json(path, config)
