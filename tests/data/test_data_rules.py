@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +32,7 @@ def _snakemake(workdir: Path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # two jobs (one imports datasets) and two workflow parses: ~15 s on an idle 2-core VM
 def test_fetch_then_prepare_then_rerun_on_edit(tmp_path, demo_raw):
     import datasets
 
