@@ -106,7 +106,9 @@ def _evaluate(cfg: RunConfig, checkpoint_dir: Path, out_path: Path) -> dict:
     if cfg.eval.tasks:
         from lm_eval.models.huggingface import HFLM
 
-        with tempfile.TemporaryDirectory(prefix="tessera-eval-hf-") as export_dir:
+        # Next to the result, not in /tmp: a 7B export is ~14 GB, more than a compute node's /tmp may hold.
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".hf-export-", dir=out_path.parent) as export_dir:
             hf_model, hf_tokenizer = _load_hf_model(checkpoint_dir, Path(export_dir), device)
             lm = HFLM(pretrained=hf_model, tokenizer=hf_tokenizer, batch_size=cfg.eval.batch_size,
                       max_length=max_length)

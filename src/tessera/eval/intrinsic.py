@@ -87,9 +87,13 @@ def _nll_bits(logits_fn: LogitsFn, windows: list[list[int]], batch_size: int, de
             mask_BT[row, : len(window) - 1] = True
         ids_BT = ids_BT.to(device)
         # Right padding is safe: a causal model's outputs at real positions never see the pad tokens.
-        logits_BTV = logits_fn(ids_BT[:, :-1]).float()
-        nll_BT = F.cross_entropy(logits_BTV.transpose(1, 2), ids_BT[:, 1:], reduction="none")
-        total_nats += nll_BT[mask_BT.to(device)].sum().item()
+        logits_BTV = logits_fn(ids_BT[:, :-1])
+        mask_BT = mask_BT.to(device)
+        # One row at a time in float32: a whole batch of float32 logits at a 100k vocabulary and 4k
+        # context would take 13 GB on top of the model.
+        for row in range(len(batch)):
+            nll_T = F.cross_entropy(logits_BTV[row].float(), ids_BT[row, 1:], reduction="none")
+            total_nats += nll_T[mask_BT[row]].sum().item()
     return total_nats / math.log(2)
 
 
