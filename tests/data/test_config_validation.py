@@ -117,3 +117,14 @@ def test_workflow_stops_before_any_job(change, demo_raw, tmp_path):
     assert "ConfigError" in output
     assert re.search(EXPECTED[change], output), output[-2000:]
     assert "Job stats" not in output and not (tmp_path / "results").exists()
+
+
+def test_demo_data_section_fits_the_schema_and_the_schema_rejects_unknown_keys(demo_raw):
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    jsonschema.validate(demo_raw, schema)
+    raw = copy.deepcopy(demo_raw)
+    raw["data"]["filters"]["min_char"] = 10  # a typo the schema must catch too
+    with pytest.raises(jsonschema.ValidationError, match="min_char"):
+        jsonschema.validate(raw, schema)
