@@ -82,3 +82,13 @@ def test_lm_eval_scores_of_the_exported_model_land_in_the_report(eval_run, publi
     task_header = next(row for row in md.splitlines() if row.startswith(header))
     assert all(task in task_header for task in eval_run.eval.tasks)
     assert md.count("(n=3)") == len(evaluated) * len(eval_run.eval.tasks)
+
+
+def test_checkpoint_without_tokenizer_is_a_checkpoint_error(eval_run, published):
+    layout = RunLayout(eval_run.out_dir)
+    stage, step = published(eval_run)[0]
+    checkpoint = layout.checkpoint(stage, step)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (checkpoint / name).unlink()
+    with pytest.raises(CheckpointError, match=f"{checkpoint}: no loadable tokenizer"):
+        evaluate_checkpoint(eval_run, checkpoint, layout.eval_result(stage, step))

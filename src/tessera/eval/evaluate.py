@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tessera.data.tokens import open_token_file
+from tessera.errors import CheckpointError
 from tessera.eval.intrinsic import gaps_to_best, score_token_file
 from tessera.eval.tasks import hf_environment, run_tasks
 from tessera.io import write_json
@@ -92,7 +93,13 @@ def _evaluate(cfg: RunConfig, checkpoint_dir: Path, out_path: Path) -> dict:
     started = time.perf_counter()
     model, meta = load_checkpoint(checkpoint_dir, device=device)
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{checkpoint_dir}: no loadable tokenizer ({err}); a published checkpoint carries its tokenizer "
+            "files: re-publish it"
+        ) from None
     intrinsic = _intrinsic(cfg, model, tokenizer, device)
     intrinsic_s = time.perf_counter() - started
     # One copy of the weights at a time: a 7B model in two layouts would crowd a 64 GB GPU.
