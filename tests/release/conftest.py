@@ -201,9 +201,12 @@ def _energy(cfg: RunConfig) -> None:
 
 
 def load_config(results_dir: Path, **release) -> RunConfig:
+    """The run's config, also written beside the results (`cfg.source`) for the CLI."""
     raw = raw_config(results_dir)
     raw["release"].update(release)
-    return from_mapping(raw)
+    source = results_dir.parent / "config.yaml"
+    source.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return from_mapping(raw, source)
 
 
 @pytest.fixture(scope="session")
