@@ -159,3 +159,15 @@ def test_language_too_small_for_one_sequence(stems, tmp_path):
     stems["eng"] = _write(tmp_path / "tiny" / "train", [[400, 401]], "eng")
     with pytest.raises(DataError, match=r"tiny/train\.bin.*cannot fill one sequence"):
         _loader(stems)
+
+
+def test_rows_are_packed_slices_of_the_token_files(stems):
+    loader = _loader(stems, rank=1, world_size=2)
+    inputs_BT, targets_BT = loader.batch(4)
+    first = (4 * 2 + 1) * loader.micro_batch_size
+    windows = loader.sample_windows(np.arange(first, first + loader.micro_batch_size))
+    for row, (lang, window) in enumerate(windows):
+        tokens = np.asarray(open_token_file(stems[lang]).tokens, dtype=np.int64)
+        expected = tokens[window * 16 : window * 16 + 17]  # seq_len + 1: documents run on across EOS
+        assert inputs_BT[row].tolist() == expected[:-1].tolist()
+        assert targets_BT[row].tolist() == expected[1:].tolist()
