@@ -1,4 +1,6 @@
-"""`tessera eval report`: a row per checkpoint and language, task scores per checkpoint, plots, summary."""
+"""`tessera eval report` (eval/report.py): a row per checkpoint and language, task scores, plots, summary.
+
+Named apart from tests/energy/test_report.py: pytest imports test files by basename (no __init__.py)."""
 
 from __future__ import annotations
 
