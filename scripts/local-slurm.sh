@@ -70,6 +70,8 @@ SelectTypeParameters=CR_Core_Memory
 # Without a default each job takes all memory and jobs run one at a time.
 DefMemPerCPU=500
 SchedulerType=sched/backfill
+# Snakemake submits short jobs one by one: schedule pending ones every few seconds, not once a minute.
+SchedulerParameters=sched_interval=3,bf_interval=3
 # Lets the node advertise more CPUs than the machine has.
 SlurmdParameters=config_overrides
 ReturnToService=2
