@@ -87,3 +87,4 @@ def test_a_failing_task_is_recorded_and_the_others_still_score(tiny_lm, shared_d
     results = run_tasks(tiny_lm, cfg)
     assert [e["task"] for e in results.errors] == ["tessera_xcopa_it"]
     assert list(results.scores) == ["tessera_belebele_ita"]
+

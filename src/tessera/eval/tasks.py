@@ -170,7 +170,11 @@ def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
                 outputs.append(evaluate([task]))
             except Exception as err:  # noqa: BLE001 - recorded in the result's "errors"
                 log.exception("task %s failed", task)
-                results.errors.append({"task": task, "error": f"{type(err).__name__}: {err}"})
+                message = f"{type(err).__name__}: {err}"
+                if task not in local:
+                    message += (f" (upstream tasks read their datasets offline from {hf_home(cfg)}; fill it "
+                                "on a node with internet: `snakemake cache_eval_datasets`)")
+                results.errors.append({"task": task, "error": message})
     for output in outputs:
         samples = output.get("n-samples", {})
         for name, entry in output["results"].items():
