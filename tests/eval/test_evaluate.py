@@ -92,3 +92,13 @@ def test_checkpoint_without_tokenizer_is_a_checkpoint_error(eval_run, published)
         (checkpoint / name).unlink()
     with pytest.raises(CheckpointError, match=f"{checkpoint}: no loadable tokenizer"):
         evaluate_checkpoint(eval_run, checkpoint, layout.eval_result(stage, step))
+
+
+def test_context_longer_than_the_model_is_a_config_error(eval_run, published):
+    from tessera.errors import ConfigError
+
+    layout = RunLayout(eval_run.out_dir)
+    stage, step = published(eval_run)[0]
+    eval_run.eval.context_length = 10_000
+    with pytest.raises(ConfigError, match="eval.context_length: 10000 exceeds the model's max_seq_len"):
+        evaluate_checkpoint(eval_run, layout.checkpoint(stage, step), layout.eval_result(stage, step))
