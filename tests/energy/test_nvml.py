@@ -31,7 +31,7 @@ def fake_pynvml(boards: dict[str, tuple[float, bool]]) -> types.ModuleType:
     module.nvmlDeviceGetCount = lambda: len(uuids)
     module.nvmlDeviceGetHandleByIndex = lambda i: uuids[i]
     module.nvmlDeviceGetHandleByUUID = lambda u: (
-        u if u in boards else (_ for _ in ()).throw(NVMLError("not found"))
+        u if u in boards or u.startswith("MIG-") else (_ for _ in ()).throw(NVMLError("not found"))
     )
     module.nvmlDeviceGetIndex = lambda h: uuids.index(h)
     module.nvmlDeviceGetUUID = lambda h: h
@@ -45,6 +45,9 @@ def fake_pynvml(boards: dict[str, tuple[float, bool]]) -> types.ModuleType:
         return int(1_000_000 + watts * (time.perf_counter() - t0) * 1e3)  # mJ since "driver load"
 
     module.nvmlDeviceGetTotalEnergyConsumption = energy
+    # MIG slices "MIG-<board>-<n>" of a board: NVML has energy and power only per board.
+    module.nvmlDeviceIsMigDeviceHandle = lambda h: h.startswith("MIG-")
+    module.nvmlDeviceGetDeviceHandleFromMigDeviceHandle = lambda h: h.removeprefix("MIG-").rsplit("-", 1)[0]
     return module
 
 
@@ -80,3 +83,25 @@ def test_unknown_visible_gpu_is_flagged_not_fatal(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml({"GPU-a": (100.0, True)}))
     gpus = NvmlGpus.open(0, 1, {"CUDA_VISIBLE_DEVICES": "GPU-zz"})
     assert not gpus.available and "could not open" in gpus.reason
+
+
+def test_mig_slices_meter_their_board_once(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml({"GPU-a": (100.0, True), "GPU-b": (100.0, True)}))
+    gpus = NvmlGpus.open(0, 1, {"CUDA_VISIBLE_DEVICES": "MIG-GPU-a-1,MIG-GPU-a-2"})
+    assert [(d.uuid, d.mig) for d in gpus.devices] == [("GPU-a", True)]
+
+
+def test_a_failing_sensor_is_recorded_not_fatal(monkeypatch, tmp_path):
+    module = fake_pynvml({"GPU-a": (100.0, True)})
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    meter = EnergyMeter(QUIET, SiteConfig(), environ={}, rapl_root=tmp_path).start()
+
+    def broken(handle):
+        raise RuntimeError("GPU has fallen off the bus")
+
+    module.nvmlDeviceGetPowerUsage = broken  # not an NVMLError: escapes power_w
+    time.sleep(0.1)
+    module.nvmlDeviceGetPowerUsage = lambda h: 100_000
+    record = meter.stop("j", "j")
+    assert record["errors"] and "fallen off the bus" in record["errors"][0]
+    assert record["gpu"]["kind"] == "measured" and record["gpu"]["j"] > 0

@@ -81,6 +81,7 @@ class EnergyMeter:
         self._samples_gpu_w: list[float] = []
         self._samples_cpu_w: list[float] = []
         self._gpu_power_j: list[float] = []  # integrated power, for boards without an energy counter
+        self._errors: list[str] = []
         self._started = False
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -105,14 +106,21 @@ class EnergyMeter:
         self._last_sample_t = 0.0
         self._last_cpu_j = 0.0
         self._started = True
-        self._sample()
+        self._safe_sample()
         self._thread = threading.Thread(target=self._sample_loop, name="tessera-energy", daemon=True)
         self._thread.start()
         return self
 
     def _sample_loop(self) -> None:
         while not self._stop_event.wait(self.cfg.sample_interval_s):
+            self._safe_sample()
+
+    def _safe_sample(self) -> None:
+        try:
             self._sample()
+        except Exception as err:  # a failing sensor must not end sampling, nor the job
+            if len(self._errors) < 5:
+                self._errors.append(f"power sample failed: {type(err).__name__}: {err}")
 
     def _sample(self) -> None:
         """One power sample: GPU board power (NVML), node CPU+memory power (RAPL delta or CodeCarbon)."""
@@ -122,7 +130,7 @@ class EnergyMeter:
             dt = t - self._last_sample_t
             for i, watts in enumerate(gpu_w):
                 self._gpu_power_j[i] += watts * dt  # rectangle rule: the sample holds until the next
-            cpu_j, mem_j = self._cpu_mem_j_locked(t)
+            cpu_j, mem_j = self._cpu_mem_j_locked()
             node_j = cpu_j + mem_j
             if self._samples_t:
                 cpu_w = (node_j - self._last_cpu_j) / dt if dt > 0 else self._samples_cpu_w[-1]
@@ -142,7 +150,7 @@ class EnergyMeter:
         counters = self.gpus.energy_j()
         return [c if c is not None else p for c, p in zip(counters, self._gpu_power_j, strict=True)]
 
-    def _cpu_mem_j_locked(self, t: float) -> tuple[float, float]:
+    def _cpu_mem_j_locked(self) -> tuple[float, float]:
         if not self.node_main:
             return 0.0, 0.0
         estimated = self.codecarbon.estimate_j() if self.codecarbon is not None else None
@@ -160,7 +168,7 @@ class EnergyMeter:
         with self._lock:
             t = time.perf_counter() - self._t0
             gpu_j = sum(self._gpu_j_locked(), 0.0)
-            cpu_j, mem_j = self._cpu_mem_j_locked(t)
+            cpu_j, mem_j = self._cpu_mem_j_locked()
         return EnergyReading(t, gpu_j, cpu_j, mem_j, gpu_j + cpu_j + mem_j)
 
     # --- the record ------------------------------------------------------------------------------
@@ -170,11 +178,11 @@ class EnergyMeter:
         self._stop_event.set()
         if self._thread is not None:
             self._thread.join()
-        self._sample()
+        self._safe_sample()
         with self._lock:
             time_s = time.perf_counter() - self._t0
             devices_j = self._gpu_j_locked()
-            cpu_j, mem_j = self._cpu_mem_j_locked(time_s)
+            cpu_j, mem_j = self._cpu_mem_j_locked()
         codecarbon = self.codecarbon.stop() if self.codecarbon is not None else None
         record = {
             "schema": RECORD_SCHEMA,
@@ -200,6 +208,7 @@ class EnergyMeter:
             },
             "site": to_dict(self.site),
             "slurm": self._slurm(),
+            "errors": self._errors,
             "samples": bin_samples(self._samples_t, self._samples_gpu_w, self._samples_cpu_w,
                                    self.cfg.max_samples),
         }
@@ -210,7 +219,7 @@ class EnergyMeter:
         if not self.gpus.available:
             return {"j": 0.0, "kind": "none", "method": self.gpus.reason, "devices": []}
         devices = [
-            {"index": d.index, "uuid": d.uuid, "name": d.name, "j": j,
+            {"index": d.index, "uuid": d.uuid, "name": d.name, "j": j, "mig": d.mig,
              "kind": "measured" if d.has_energy_counter else "estimated"}
             for d, j in zip(self.gpus.devices, devices_j, strict=True)
         ]

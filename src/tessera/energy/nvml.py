@@ -45,6 +45,8 @@ class GpuDevice:
     handle: object
     has_energy_counter: bool
     start_mj: int = 0
+    mig: bool = False
+    """Opened through a MIG slice: the figures are the whole board's (shared with other slices)."""
 
 
 class NvmlGpus:
@@ -78,7 +80,11 @@ class NvmlGpus:
                     else pynvml.nvmlDeviceGetHandleByIndex(int(i))
                     for i in ids
                 ]
-            devices = [cls._describe(pynvml, handle) for handle in handles]
+            devices = []
+            for handle, mig in (cls._physical(pynvml, h) for h in handles):
+                device = cls._describe(pynvml, handle, mig)
+                if device.uuid not in {d.uuid for d in devices}:  # two MIG slices of one board
+                    devices.append(device)
         except pynvml.NVMLError as err:
             pynvml.nvmlShutdown()
             return cls([], f"NVML could not open the visible GPUs ({err})")
@@ -88,7 +94,17 @@ class NvmlGpus:
         return cls(devices, "", pynvml)
 
     @staticmethod
-    def _describe(pynvml, handle) -> GpuDevice:
+    def _physical(pynvml, handle) -> tuple[object, bool]:
+        """(board handle, was a MIG slice): energy and power exist per board, not per MIG instance."""
+        try:
+            if pynvml.nvmlDeviceIsMigDeviceHandle(handle):
+                return pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle), True
+        except (AttributeError, pynvml.NVMLError):  # old bindings or drivers: no MIG
+            pass
+        return handle, False
+
+    @staticmethod
+    def _describe(pynvml, handle, mig: bool = False) -> GpuDevice:
         def text(value) -> str:
             return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -104,6 +120,7 @@ class NvmlGpus:
             handle=handle,
             has_energy_counter=has_counter,
             start_mj=start,
+            mig=mig,
         )
 
     @property
@@ -121,8 +138,14 @@ class NvmlGpus:
         return out
 
     def power_w(self) -> list[float]:
-        """Instantaneous board power per device, W (NVML reports milliwatts)."""
-        return [self._nvml.nvmlDeviceGetPowerUsage(dev.handle) / 1e3 for dev in self.devices]
+        """Instantaneous board power per device, W (NVML reports milliwatts); 0 where unsupported."""
+        out = []
+        for dev in self.devices:
+            try:
+                out.append(self._nvml.nvmlDeviceGetPowerUsage(dev.handle) / 1e3)
+            except self._nvml.NVMLError:
+                out.append(0.0)
+        return out
 
     def close(self) -> None:
         if self._nvml is not None:
