@@ -25,6 +25,7 @@ from tessera.layout import RunLayout
 
 if TYPE_CHECKING:
     from tessera.config import RunConfig
+    from tessera.model.transformer import Transformer
 
 __all__ = ["evaluate_checkpoint", "resolve_device"]
 
@@ -37,7 +38,7 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def _intrinsic(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device) -> dict:
+def _intrinsic(cfg: RunConfig, model: Transformer, tokenizer: Any, device: torch.device) -> dict:
     """Bits per byte, perplexity and the gap to the best language on every language's test split."""
     layout = RunLayout(cfg.out_dir)
     context_length = cfg.eval.context_length or model.cfg.max_seq_len
