@@ -46,7 +46,10 @@ from tessera.train.checkpoint import RunStateMeta, check_compatible, latest_stat
 from tessera.train.config import StageConfig, TrainConfig
 from tessera.train.schedule import lr_at
 
-__all__ = ["run_stage", "train_step", "StepResult", "NonFiniteLossError", "PreemptionFlag", "cross_entropy"]
+__all__ = [
+    "run_stage", "Segment", "train_step", "StepResult", "NonFiniteLossError", "PreemptionFlag",
+    "cross_entropy",
+]
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -143,7 +146,7 @@ def _num_threads(cfg: TrainConfig) -> int:
     return max(1, len(os.sched_getaffinity(0)) // max(local_ranks, 1))
 
 
-class _Segment:
+class Segment:
     """One job's share of a stage, up to `until_step`: everything built once, then `train()`."""
 
     def __init__(self, cfg: RunConfig, stage: StageConfig, until_step: int, meter) -> None:
@@ -268,11 +271,7 @@ class _Segment:
         try:
             with PreemptionFlag() as flag:
                 while step < until_step:
-                    record = self._step(step)
-                    step = self.meta.step = record.step
-                    for callback in self.callbacks:
-                        callback.on_step_end(record)
-                    self._guard_nonfinite(record)
+                    step = self.step(step).step
                     # Every rank must agree to stop: the signal may reach only some of them.
                     preempted = not all_true(flag.signal is None, self.device)
                     if step % self.tcfg.save_state_every == 0 or step == until_step or preempted:
@@ -289,7 +288,16 @@ class _Segment:
                 callback.on_end()
         return self.publish(until_step)
 
-    def _step(self, step: int) -> StepRecord:
+    def step(self, step: int) -> StepRecord:
+        """Train step `step` (0-based) and run the callbacks on its record; no saving."""
+        record = self._train_step(step)
+        self.meta.step = record.step
+        for callback in self.callbacks:
+            callback.on_step_end(record)
+        self._guard_nonfinite(record)
+        return record
+
+    def _train_step(self, step: int) -> StepRecord:
         t0 = time.perf_counter()
         lr = lr_at(self.stage.lr, step, self.num_steps)
         batches = (self.loader.batch(step, micro) for micro in range(self.spec.grad_accum_steps))
@@ -371,6 +379,6 @@ def run_stage(cfg: RunConfig, stage: str, until_step: int | None = None, meter=N
     until = spec.num_steps if until_step is None else until_step
     if not 1 <= until <= spec.num_steps:
         raise CheckpointError(f"--until-step {until}: stage {stage} has steps 1..{spec.num_steps}")
-    segment = _Segment(cfg, spec, until, meter)
+    segment = Segment(cfg, spec, until, meter)
     segment.restore()
     return segment.train()
