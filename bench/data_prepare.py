@@ -1,20 +1,20 @@
 """Throughput of the data stage on the demo corpus, and where its time goes.
 
-    python bench/data_prepare.py [--config config.yaml] [--max-documents N] [--rounds 3]
+    python bench/data_prepare.py [--config config.yaml] [--max-documents N] [--rounds 3] [--workers 1,2]
 
 Runs `prepare_into` (the whole stage: read, clean-up, filters, dedup, split, compressed shards, manifest)
-into a temporary folder, `--rounds` times in one process, and reports the median round: documents/s and
-MB/s of input text, then the seconds and share of each step. The first round also pays for hashing the
-218 MB bible.db and loading the language-id model; later rounds reuse both (as a long run would), so the
-median is the steady state. Records the table in bench/RESULTS.md (section data_prepare).
+into a temporary folder, `--rounds` times for each worker count (interleaved, in one process), and reports
+the median run per worker count: documents/s, MB/s of input text, speed-up; then the seconds and share of
+each step. The first run also pays for hashing the 218 MB bible.db (cached afterwards, as in a long run).
+Records the tables in bench/RESULTS.md (section data_prepare).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,7 +26,7 @@ from tessera.data.prepare import prepare_into  # noqa: E402
 
 # Steps in pipeline order (tessera.data.prepare), with what each covers.
 STEPS = {
-    "hash_inputs": "sha256 of input files (cached per process after the first round)",
+    "hash_inputs": "sha256 of input files (cached per process after the first run)",
     "read": "SQLite query / file reads, verses joined into chapters",
     "nfc": "Unicode NFC",
     "control_chars": "control/zero-width characters, line ends",
@@ -35,17 +35,19 @@ STEPS = {
     "language_id": "py3langid on each document",
     "pii": "e-mail, phone, IBAN, codice fiscale redaction",
     "dedup_exact": "sha256 of the text",
-    "dedup_near": "MinHash (128 permutations) + LSH query/insert",
+    "minhash": "word n-gram hashes and MinHash signature (128 permutations)",
+    "dedup_decide": "exact-digest lookup, LSH query/insert, Jaccard check",
     "write": "split hash, JSON, zstd compression",
 }
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=Path("config.yaml"))
     parser.add_argument("--max-documents", type=int, help="override every source's max_documents")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare, interleaved per round")
     args = parser.parse_args()
+    worker_counts = [int(w) for w in args.workers.split(",")]
 
     cfg = load(args.config)
     sizing = ""
@@ -54,18 +56,20 @@ def main() -> None:
         for source in cfg.data.sources:
             source.max_documents = args.max_documents
 
-    rounds = []
+    # Interleaved: round r runs every worker count once, so machine load drifts hit all alike.
+    runs: dict[int, list[tuple[float, dict[str, float], dict]]] = {w: [] for w in worker_counts}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
-            result = prepare_into(cfg, Path(tmp) / f"round{i}")
-            rounds.append((sum(result.seconds.values()), dict(result.seconds), result.manifest["totals"]))
-    total_s = statistics.median(r[0] for r in rounds)
-    steady = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
-    seconds, totals = steady[1], steady[2]
-    docs_per_s = totals["documents_in"] / total_s
-    mb_per_s = totals["bytes_in"] / 1e6 / total_s
-    round_totals = ", ".join(f"{r[0]:.2f}" for r in rounds)
+            for workers in worker_counts:
+                start = time.perf_counter()
+                result = prepare_into(cfg, Path(tmp) / f"round{i}-w{workers}", workers)
+                runs[workers].append((time.perf_counter() - start, dict(result.seconds),
+                                      result.manifest["totals"]))
 
+    def median_run(workers: int) -> tuple[float, dict[str, float], dict]:
+        return sorted(runs[workers], key=lambda r: r[0])[len(runs[workers]) // 2]
+
+    base_s, seconds, totals = median_run(worker_counts[0])
     lines = [
         "## Data stage (tessera data prepare) on the demo corpus",
         "",
@@ -73,17 +77,28 @@ def main() -> None:
         "",
         f"Config {args.config}{sizing}: {len(cfg.data.sources)} sources, {totals['documents_in']} "
         f"documents in ({totals['bytes_in'] / 1e6:.2f} MB of text), {totals['documents_out']} out. "
-        f"Median of {args.rounds} rounds in one process (round totals: {round_totals} s).",
+        f"Median wall time of {args.rounds} rounds in one process, worker counts interleaved; a pool of "
+        "worker processes is started (spawn) per run and its start-up is included.",
         "",
-        f"**{docs_per_s:.0f} documents/s, {mb_per_s:.2f} MB/s** of input text ({total_s:.2f} s per round).",
+        "| workers | seconds per run | documents/s | MB/s | speed-up vs first |",
+        "|---|---|---|---|---|",
+    ]
+    for workers in worker_counts:
+        wall = median_run(workers)[0]
+        lines.append(f"| {workers} | {wall:.2f} | {totals['documents_in'] / wall:.0f} | "
+                     f"{totals['bytes_in'] / 1e6 / wall:.2f} | {base_s / wall:.2f} |")
+    step_total = sum(seconds.values())
+    lines += [
         "",
-        "| step | what | seconds | share of stage |",
+        f"Time per step with {worker_counts[0]} worker(s) (median run; seconds summed over documents):",
+        "",
+        "| step | what | seconds | share |",
         "|---|---|---|---|",
     ]
     for step, what in STEPS.items():
         value = seconds.get(step, 0.0)
-        lines.append(f"| {step} | {what} | {value:.3f} | {value / total_s:.1%} |")
-    lines.append(f"| total | | {total_s:.3f} | 100.0% |")
+        lines.append(f"| {step} | {what} | {value:.3f} | {value / step_total:.1%} |")
+    lines.append(f"| total | | {step_total:.3f} | 100.0% |")
     table = "\n".join(lines)
     print(table)
     update_section("data_prepare", table)

@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     verbs = p.add_subparsers(dest="verb", required=True)
 
     data = verbs.add_parser("data", help="data stage").add_subparsers(dest="action", required=True)
-    data.add_parser("prepare", help="sources -> filtered, deduplicated, split shards + manifest")
+    prepare = data.add_parser("prepare", help="sources -> filtered, deduplicated, split shards + manifest")
+    prepare.add_argument("--workers", type=int, default=1, help="processes for the per-document filters")
     fetch = data.add_parser("fetch", help="download one hub source into the cache (login node)")
     fetch.add_argument("--source", required=True)
 
@@ -111,7 +112,7 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     if verb == "data" and action == "prepare":
         from tessera.data.prepare import prepare_data
 
-        prepare_data(cfg)
+        prepare_data(cfg, workers=max(1, args.workers))
     elif verb == "data" and action == "fetch":
         from tessera.data.sources import fetch_source
 

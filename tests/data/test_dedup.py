@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tessera.data.config import FilterConfig
-from tessera.data.dedup import Deduplicator, shingle_hashes
+from tessera.data.dedup import Deduplicator, Sketcher, shingle_hashes
 
 PARAGRAPH = ("Quel ramo del lago di Como, che volge a mezzogiorno, tra due catene non interrotte di "
              "monti, tutto "
@@ -21,27 +21,34 @@ OTHER = ("Habe nun, ach! Philosophie, Juristerei und Medizin, und leider auch Th
          "an der Nase.")
 
 
+SKETCHER = Sketcher(FilterConfig())
+
+
 def test_exact_duplicate_detected_once_seen():
     dedup = Deduplicator(FilterConfig())
-    assert not dedup.is_exact_duplicate(PARAGRAPH)
-    assert dedup.is_exact_duplicate(PARAGRAPH)
-    assert not dedup.is_exact_duplicate(OTHER)
+    assert not dedup.is_exact_duplicate(SKETCHER.digest(PARAGRAPH))
+    assert dedup.is_exact_duplicate(SKETCHER.digest(PARAGRAPH))
+    assert not dedup.is_exact_duplicate(SKETCHER.digest(OTHER))
 
 
 def test_near_duplicate_with_one_word_changed():
     dedup = Deduplicator(FilterConfig())
-    assert not dedup.is_near_duplicate(PARAGRAPH)
+    assert not dedup.is_near_duplicate(SKETCHER.signature(PARAGRAPH))
     edited = PARAGRAPH.replace("mezzogiorno", "settentrione")
     assert edited != PARAGRAPH
-    assert dedup.is_near_duplicate(edited)
-    assert not dedup.is_near_duplicate(OTHER)
+    assert dedup.is_near_duplicate(SKETCHER.signature(edited))
+    assert not dedup.is_near_duplicate(SKETCHER.signature(OTHER))
 
 
 def test_disabled_filters_flag_nothing():
     dedup = Deduplicator(FilterConfig(dedup_exact=False, dedup_near=False))
     for _ in range(2):
-        assert not dedup.is_exact_duplicate(PARAGRAPH)
-        assert not dedup.is_near_duplicate(PARAGRAPH)
+        assert not dedup.is_exact_duplicate(SKETCHER.digest(PARAGRAPH))
+        assert not dedup.is_near_duplicate(SKETCHER.signature(PARAGRAPH))
+
+
+def test_signatures_are_deterministic():
+    assert (Sketcher(FilterConfig()).signature(PARAGRAPH) == SKETCHER.signature(PARAGRAPH)).all()
 
 
 def test_shingle_hashes_are_of_lowercased_ordered_word_ngrams():

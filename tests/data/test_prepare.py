@@ -85,6 +85,27 @@ def test_two_runs_are_byte_identical(bible_config):
     assert again == manifest
 
 
+def test_worker_processes_give_the_same_bytes(bible_config):
+    layout = RunLayout(bible_config.out_dir)
+    prepare_data(bible_config)
+    one, manifest = _shard_bytes(layout, ("ita", "eng")), json.loads(layout.manifest.read_text())
+    prepare_data(bible_config, workers=2)
+    assert _shard_bytes(layout, ("ita", "eng")) == one
+    again = json.loads(layout.manifest.read_text())
+    manifest.pop("created_utc"), again.pop("created_utc")
+    assert again == manifest
+
+
+def test_reading_error_reaches_the_caller_through_the_worker_pool(make_config, text_source, tmp_path):
+    # The pool's feeder thread reads the sources; its DataError must surface like the in-process one.
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(("Città " * 100).encode("latin-1"))
+    cfg = make_config([text_source("latin", bad, "ita")])
+    with pytest.raises(DataError, match="source latin: .*latin1.txt is not UTF-8"):
+        prepare_data(cfg, workers=2)
+    assert not (cfg.out_dir / "data").exists()
+
+
 def test_filters_are_counted_per_source(make_config, text_source, tmp_path):
     folder = tmp_path / "texts"
     folder.mkdir()

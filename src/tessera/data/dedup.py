@@ -15,7 +15,7 @@ from datasketch import MinHash, MinHashLSH
 
 from tessera.data.config import FilterConfig
 
-__all__ = ["Deduplicator", "shingle_hashes"]
+__all__ = ["Deduplicator", "Sketcher", "shingle_hashes"]
 
 _WORD = re.compile(r"\w+")
 # Fixed so that MinHash signatures, and therefore which documents count as near-duplicates, are the same
@@ -50,40 +50,61 @@ def shingle_hashes(text: str, words_per_shingle: int) -> np.ndarray:
     return np.unique(combined & _MASK32)
 
 
-class Deduplicator:
-    """Remembers the documents of one language kept so far; `check` says whether a new one is a copy."""
+class Sketcher:
+    """Text -> the fingerprints dedup compares: a sha256 digest and a MinHash signature.
+
+    Pure per-document work, so it runs in the worker processes; the decisions (`Deduplicator`) need the
+    documents seen so far and run in one process, in document order.
+    """
 
     def __init__(self, cfg: FilterConfig) -> None:
         self.cfg = cfg
-        self._hashes: set[bytes] = set()
-        self._lsh = MinHashLSH(threshold=cfg.near_dup_threshold, num_perm=cfg.minhash_permutations)
-        self._signatures: dict[str, MinHash] = {}
         # Drawing the permutations costs more than hashing a chapter: draw once, share with every sketch.
         self._template = MinHash(num_perm=cfg.minhash_permutations, seed=_MINHASH_SEED, hashfunc=int,
                                  scheme="affine32")
 
-    def is_exact_duplicate(self, text: str) -> bool:
+    @staticmethod
+    def digest(text: str) -> bytes:
+        return hashlib.sha256(text.encode()).digest()
+
+    def signature(self, text: str) -> np.ndarray:
+        """MinHash values (one per permutation) of the text's shingles."""
+        # The shingles are already 32-bit hashes: MinHash only applies its permutations to them.
+        sketch = MinHash(num_perm=self.cfg.minhash_permutations, seed=_MINHASH_SEED, hashfunc=int,
+                         permutations=self._template.permutations, scheme="affine32")
+        sketch.update_batch(shingle_hashes(text, self.cfg.shingle_words))
+        return sketch.hashvalues
+
+
+class Deduplicator:
+    """Remembers the documents of one language kept so far and says whether a new one is a copy."""
+
+    def __init__(self, cfg: FilterConfig) -> None:
+        self.cfg = cfg
+        self._digests: set[bytes] = set()
+        self._lsh = MinHashLSH(threshold=cfg.near_dup_threshold, num_perm=cfg.minhash_permutations)
+        self._sketches: dict[str, MinHash] = {}
+
+    def is_exact_duplicate(self, digest: bytes) -> bool:
+        """True if an earlier document had this digest; otherwise remember it."""
         if not self.cfg.dedup_exact:
             return False
-        digest = hashlib.sha256(text.encode()).digest()
-        if digest in self._hashes:
+        if digest in self._digests:
             return True
-        self._hashes.add(digest)
+        self._digests.add(digest)
         return False
 
-    def is_near_duplicate(self, text: str) -> bool:
+    def is_near_duplicate(self, signature: np.ndarray) -> bool:
         """True if an earlier kept document is a near-copy; otherwise remember this one."""
         if not self.cfg.dedup_near:
             return False
-        # The shingles are already 32-bit hashes: MinHash only applies its permutations to them.
-        signature = MinHash(num_perm=self.cfg.minhash_permutations, seed=_MINHASH_SEED, hashfunc=int,
-                            permutations=self._template.permutations, scheme="affine32")
-        signature.update_batch(shingle_hashes(text, self.cfg.shingle_words))
+        sketch = MinHash(num_perm=self.cfg.minhash_permutations, seed=_MINHASH_SEED, hashvalues=signature,
+                         scheme="affine32")
         # LSH gives candidates; confirm with the signature's Jaccard estimate to cut false positives.
-        for key in self._lsh.query(signature):
-            if signature.jaccard(self._signatures[key]) >= self.cfg.near_dup_threshold:
+        for key in self._lsh.query(sketch):
+            if sketch.jaccard(self._sketches[key]) >= self.cfg.near_dup_threshold:
                 return True
-        key = str(len(self._signatures))
-        self._lsh.insert(key, signature)
-        self._signatures[key] = signature
+        key = str(len(self._sketches))
+        self._lsh.insert(key, sketch)
+        self._sketches[key] = sketch
         return False
