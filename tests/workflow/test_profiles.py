@@ -250,3 +250,47 @@ def test_site_preset_layers_over_the_demo_config(site: str) -> None:
     assert cfg.train.precision == "bf16"
     # Experts are sharded inside a node (NVLink), never across the 4-GPU boundary.
     assert GPUS_PER_NODE % cfg.train.expert_parallel_size == 0
+
+
+def test_hub_downloads_run_on_the_login_node(tmp_path: Path) -> None:
+    """Compute nodes are offline: fetching a hub source runs in Snakemake's own process (a local rule),
+    never through sbatch. Checked with MareNostrum 5's profile, the strictest site (whose login nodes are
+    offline too, so the fetch there is done beforehand and only skipped); the rule is local for any
+    profile of the slurm executor."""
+    site = "marenostrum"
+    overlay, _ = _check_run(tmp_path)
+    raw = yaml.safe_load(overlay.read_text())
+    demo = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    hub_source = {
+        "name": "wikipedia_ita",
+        "kind": "hf",
+        "hf_name": "wikimedia/wikipedia",
+        "hf_config": "20231101.it",
+        "language": "ita",
+        "license": "CC-BY-4.0",
+        "origin": "https://huggingface.co/datasets/wikimedia/wikipedia",
+        "tdm_opt_out": "CC BY-SA text; no machine-readable reservation",
+    }
+    raw["data"] = {"sources": [*demo["data"]["sources"], hub_source]}
+    overlay.write_text(yaml.safe_dump(raw))
+    cfg = load_config([REPO / "config.yaml", overlay], [])
+    target = (
+        cfg.data.cache_dir / hub_source["name"]
+        if cfg.data.cache_dir
+        else cfg.out_dir / "sources" / "wikipedia_ita"
+    )
+    env = _env(tmp_path, ACCOUNT)
+    env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # the local fetch must fail fast, not download
+    args = [
+        "--profile",
+        str(REPO / "profiles" / site),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        str(overlay),
+    ]
+    quick = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
+    result = _snakemake(
+        [*args, *quick, "--allowed-rules", "fetch_source", "--retries", "0", str(target)], env, REPO
+    )
+    assert "localrule fetch_source:" in result.stdout + result.stderr, result.stdout[-3000:]
+    assert not (tmp_path / "sbatch.log").exists()
