@@ -91,7 +91,9 @@ class StepResult:
     aux_loss: float
     grad_norm: float | None
     applied: bool
-    """False when the update was skipped (a non-finite loss or gradient on any rank)."""
+    """Whether the optimizer updated the weights (DeepSpeed drops updates with non-finite gradients)."""
+    nonfinite: bool
+    """A loss or the gradient norm was non-finite on some rank."""
     moe_stats: list[Any]
 
 
@@ -118,20 +120,25 @@ def train_step(engine, batches, lr: float, device: torch.device) -> StepResult:
     ranks = dist.get_world_size() if dist.is_initialized() else 1
     ce_sum, aux_sum, nonfinite = sums_3.tolist()
     ce_mean, aux_mean = ce_sum / (micro * ranks), aux_sum / (micro * ranks)
-    applied = engine.was_step_applied() and nonfinite == 0
+    applied = engine.was_step_applied()
     norm = engine.get_global_grad_norm()
     norm = float(norm) if norm is not None else None
     return StepResult(
         loss=ce_mean if nonfinite == 0 else float("nan"), aux_loss=aux_mean,
-        grad_norm=norm if applied else None, applied=applied,
+        grad_norm=norm if applied else None, applied=applied, nonfinite=nonfinite > 0 or not applied,
         moe_stats=out.moe_stats if out is not None else [],
     )
 
 
-def _update_router_biases(model: torch.nn.Module) -> None:
-    """Auxiliary-loss-free balancing: sum each router's load over ranks, then step its bias."""
+def _update_router_biases(model: torch.nn.Module, applied: bool) -> None:
+    """Auxiliary-loss-free balancing: sum each router's load over ranks, then step its bias. After a
+    skipped step the load is dropped instead, so the count always restarts at a step boundary (where
+    run states are saved without it)."""
     for module in model.modules():
         if getattr(module, "bias_balancing", False) and hasattr(module, "load_E"):
+            if not applied:
+                module.load_E.zero_()
+                continue
             if dist.is_initialized() and dist.get_world_size() > 1:
                 dist.all_reduce(module.load_E)
             module.update_bias()
@@ -302,11 +309,8 @@ class Segment:
         lr = lr_at(self.stage.lr, step, self.num_steps)
         batches = (self.loader.batch(step, micro) for micro in range(self.spec.grad_accum_steps))
         result = train_step(self.engine, batches, lr, self.device)
-        if result.applied:
-            _update_router_biases(self.engine.module)
-            self.meta.nonfinite_in_a_row = 0
-        else:
-            self.meta.nonfinite_in_a_row += 1
+        _update_router_biases(self.engine.module, result.applied)
+        self.meta.nonfinite_in_a_row = self.meta.nonfinite_in_a_row + 1 if result.nonfinite else 0
         self.meta.tokens_seen += self.stage.tokens_per_step
         return StepRecord(
             stage=self.stage.name, step=step + 1, num_steps=self.num_steps, tokens_seen=self.meta.tokens_seen,
