@@ -50,7 +50,7 @@ class ClusterRun:
     out: Path
     stages: list[str]
     planned: dict[str, int]
-    """rule -> jobs in the dry run's job stats, local rules (run by Snakemake itself) left out."""
+    """rule -> jobs in the dry run's job stats, without the local rules (run by Snakemake itself)."""
     jobs: list[SlurmJob]
     preempted_job: str
     overlay: Path
@@ -84,6 +84,7 @@ def _snakemake_args(overlay: Path, *extra: str) -> list[str]:
 
 
 def _planned_jobs(overlay: Path) -> dict[str, int]:
+    """rule -> jobs, from the dry run's job stats (a dry run cannot tell local rules apart)."""
     dry = subprocess.run(
         _snakemake_args(overlay, "-n", "--profile", str(REPO / "profiles" / "local-slurm")),
         capture_output=True,
@@ -92,9 +93,7 @@ def _planned_jobs(overlay: Path) -> dict[str, int]:
     )
     assert dry.returncode == 0, dry.stdout + dry.stderr
     table = dry.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
-    local = set(re.findall(r"^localrule (\w+):", dry.stdout, flags=re.M))
-    counts = re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)
-    return {rule: int(count) for rule, count in counts if rule not in local}
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
 
 
 def _running_job(run_id: str, comment_prefix: str) -> tuple[str, int] | None:
@@ -192,7 +191,10 @@ def cluster_run(local_slurm, tmp_path_factory) -> ClusterRun:
     if proc.returncode != 0:
         pytest.fail(_failure(f"snakemake exited {proc.returncode}", out, log))
     assert preempted_job is not None, _failure(f"the {first} training job was never seen stepping", out, log)
-    run_id = re.search(r"SLURM run ID: (\S+)", log.read_text()).group(1)
+    log_text = log.read_text()
+    run_id = re.search(r"SLURM run ID: (\S+)", log_text).group(1)
+    local = set(re.findall(r"^localrule (\w+):", log_text, flags=re.M))
+    planned = {rule: n for rule, n in planned.items() if rule not in local}
     return ClusterRun(out, stages, planned, _sacct_jobs(run_id), preempted_job, overlay)
 
 
