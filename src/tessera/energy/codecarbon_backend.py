@@ -5,14 +5,15 @@ else from the CPU model's TDP scaled by load (or a constant), and memory power f
 Run here as `OfflineEmissionsTracker` with no output methods, so it writes no file, opens no socket and
 takes its country's intensity from the table shipped in the package.
 
-Per-step reads must not flush CodeCarbon (a flush re-measures through psutil); `estimate_j` extrapolates
-from its last measurement with the last power it saw, which is what a flush would add anyway.
+Per-step reads must not flush CodeCarbon (a flush re-measures through psutil), and CodeCarbon books a
+whole interval's energy at once when it measures, a step in any curve read from its totals. So the
+meter integrates `power_w()`, the last power CodeCarbon measured, itself: a continuous curve for the
+per-step figures; the job's record takes CodeCarbon's own total at `stop()`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 __all__ = ["CodeCarbonEstimator", "CodeCarbonResult"]
@@ -74,17 +75,9 @@ class CodeCarbonEstimator:
         found = next((d for d in described if d.startswith(kind)), kind)
         return found.removesuffix("()")
 
-    def estimate_j(self) -> tuple[float, float]:
-        """(CPU J, memory J) so far, without a CodeCarbon measurement (cheap: attribute reads)."""
-        t = self._tracker
-        since = time.perf_counter() - t._last_measured_time
-        cpu = t._total_cpu_energy.kWh * KWH_J + t._cpu_power.W * since
-        mem = t._total_ram_energy.kWh * KWH_J + t._ram_power.W * since
-        return cpu, mem
-
-    def power_w(self) -> float:
-        """CodeCarbon's last CPU + memory power, W."""
-        return self._tracker._cpu_power.W + self._tracker._ram_power.W
+    def power_w(self) -> tuple[float, float]:
+        """(CPU W, memory W) of CodeCarbon's last measurement (attribute reads: cheap)."""
+        return self._tracker._cpu_power.W, self._tracker._ram_power.W
 
     def stop(self) -> CodeCarbonResult:
         t = self._tracker

@@ -105,6 +105,7 @@ class EnergyMeter:
         self._t0 = time.perf_counter()
         self._last_sample_t = 0.0
         self._last_cpu_j = 0.0
+        self._codecarbon_j, self._codecarbon_t = (0.0, 0.0), 0.0
         self._started = True
         self._safe_sample()
         self._thread = threading.Thread(target=self._sample_loop, name="tessera-energy", daemon=True)
@@ -130,12 +131,12 @@ class EnergyMeter:
             dt = t - self._last_sample_t
             for i, watts in enumerate(gpu_w):
                 self._gpu_power_j[i] += watts * dt  # rectangle rule: the sample holds until the next
-            cpu_j, mem_j = self._cpu_mem_j_locked()
+            cpu_j, mem_j = self._cpu_mem_j_locked(commit=True)
             node_j = cpu_j + mem_j
             if self._samples_t:
                 cpu_w = (node_j - self._last_cpu_j) / dt if dt > 0 else self._samples_cpu_w[-1]
             else:  # no interval yet: CodeCarbon's current power, or nothing
-                cpu_w = self.codecarbon.power_w() if self.codecarbon is not None else 0.0
+                cpu_w = sum(self.codecarbon.power_w()) if self.codecarbon is not None else 0.0
             self._last_cpu_j = node_j
             self._last_sample_t = t
             self._samples_t.append(t)
@@ -150,10 +151,23 @@ class EnergyMeter:
         counters = self.gpus.energy_j()
         return [c if c is not None else p for c, p in zip(counters, self._gpu_power_j, strict=True)]
 
-    def _cpu_mem_j_locked(self) -> tuple[float, float]:
+    def _codecarbon_j_locked(self, commit: bool) -> tuple[float, float] | None:
+        """CPU and memory joules: the integral of CodeCarbon's latest power (continuous, unlike its
+        totals, which jump at each of its measurements); `commit` advances the integral (samples)."""
+        if self.codecarbon is None:
+            return None
+        t = time.perf_counter() - self._t0
+        cpu_w, mem_w = self.codecarbon.power_w()
+        dt = t - self._codecarbon_t
+        cpu_j, mem_j = self._codecarbon_j[0] + cpu_w * dt, self._codecarbon_j[1] + mem_w * dt
+        if commit:
+            self._codecarbon_j, self._codecarbon_t = (cpu_j, mem_j), t
+        return cpu_j, mem_j
+
+    def _cpu_mem_j_locked(self, commit: bool = False) -> tuple[float, float]:
         if not self.node_main:
             return 0.0, 0.0
-        estimated = self.codecarbon.estimate_j() if self.codecarbon is not None else None
+        estimated = self._codecarbon_j_locked(commit)
         if self.rapl.available:
             cpu_j, dram_j = self.rapl.read_j()
             if dram_j is not None:
