@@ -10,7 +10,7 @@ import pytest
 
 from tessera.energy.records import append_record
 from tessera.energy.report import write_report
-from tessera.energy.slurm import sacct_energy
+from tessera.energy.slurm import sacct_energies
 from tessera.layout import RunLayout
 
 
@@ -33,31 +33,31 @@ def test_consumed_energy_of_the_allocation(fake_sacct):
     fake_sacct(
         "4242|5400000|3600|2|COMPLETED\n4242.batch|1000|3600|1|COMPLETED\n4242.0|5300000|3500|2|COMPLETED\n"
     )
-    got = sacct_energy("4242")
+    got = sacct_energies(["4242"])["4242"]
     assert got.consumed_j == 5.4e6 and got.elapsed_s == 3600 and got.num_nodes == 2
     assert "allocation" in got.note
 
 
 def test_no_energy_plugin_is_noted(fake_sacct):
     fake_sacct("4242|0|60|1|COMPLETED\n")
-    got = sacct_energy("4242")
+    got = sacct_energies(["4242"])["4242"]
     assert got.consumed_j is None and "acct_gather_energy" in got.note
 
 
 def test_failing_sacct_is_noted(fake_sacct):
     fake_sacct("", code=1, stderr="sacct: error: Slurm accounting storage is disabled")
-    got = sacct_energy("4242")
+    got = sacct_energies(["4242"])["4242"]
     assert got.consumed_j is None and "exit 1" in got.note and "disabled" in got.note
 
 
 def test_unknown_job_is_noted(fake_sacct):
     fake_sacct("")
-    assert "no record of job 4242" in sacct_energy("4242").note
+    assert "no record of job 4242" in sacct_energies(["4242"])["4242"].note
 
 
 def test_absent_sacct_is_noted(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert sacct_energy("4242").note == "sacct not found on this machine"
+    assert sacct_energies(["4242"])["4242"].note == "sacct not found on this machine"
 
 
 def test_report_puts_sacct_next_to_the_meter(fake_sacct, run_config, make_record):
@@ -71,3 +71,11 @@ def test_report_puts_sacct_next_to_the_meter(fake_sacct, run_config, make_record
     assert summary["jobs"][0]["sacct_j"] == 7200.0
     assert summary["slurm"] == [{"job_id": "77", "consumed_j": 7200.0, "note": summary["slurm"][0]["note"]}]
     assert "| 77 | 2 |" in (layout.reports_dir / "energy.md").read_text()
+
+
+def test_one_query_for_many_jobs(fake_sacct):
+    fake_sacct("1|3600|10|1|COMPLETED\n2|0|10|1|COMPLETED\n")
+    got = sacct_energies(["1", "2", "3"])
+    assert got["1"].consumed_j == 3600.0
+    assert got["2"].consumed_j is None and "acct_gather_energy" in got["2"].note
+    assert "no record of job 3" in got["3"].note

@@ -26,7 +26,7 @@ from tessera.energy.records import (
     read_records,
     unique_records,
 )
-from tessera.energy.slurm import sacct_energy
+from tessera.energy.slurm import sacct_energies
 from tessera.errors import DataError
 from tessera.io import write_json, write_text
 from tessera.layout import RunLayout
@@ -251,16 +251,16 @@ def build_summary(
     ]
 
     # SLURM's own figure per job, where the job ran under SLURM.
-    sacct: dict[str, dict] = {}
-    for job in jobs:
-        for job_id in job.slurm_job_ids:
-            if job_id not in sacct:
-                got = sacct_energy(job_id) if query_sacct else None
-                sacct[job_id] = {
-                    "job_id": job_id,
-                    "consumed_j": got.consumed_j if got else None,
-                    "note": got.note if got else "sacct not queried",
-                }
+    job_ids = list(dict.fromkeys(i for job in jobs for i in job.slurm_job_ids))
+    answers = sacct_energies(job_ids) if query_sacct else {}
+    sacct: dict[str, dict] = {
+        i: {
+            "job_id": i,
+            "consumed_j": answers[i].consumed_j if i in answers else None,
+            "note": answers[i].note if i in answers else "sacct not queried",
+        }
+        for i in job_ids
+    }
     if not sacct:
         notes.append("No job ran under SLURM (no SLURM_JOB_ID): no sacct ConsumedEnergy to compare with.")
 

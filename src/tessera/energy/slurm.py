@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-__all__ = ["SacctEnergy", "sacct_energy"]
+__all__ = ["SacctEnergy", "sacct_energies"]
 
 SACCT_FORMAT = "JobID,ConsumedEnergyRaw,ElapsedRaw,NNodes,State"
 
@@ -34,39 +34,36 @@ def _number(text: str) -> float | None:
         return None
 
 
-def sacct_energy(job_id: str, timeout_s: float = 30.0) -> SacctEnergy:
-    """Ask sacct for one job's consumed energy; every failure becomes a note, never an exception."""
-    cmd = ["sacct", "-j", job_id, "--noheader", "--parsable2", f"--format={SACCT_FORMAT}"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except FileNotFoundError:
-        return SacctEnergy(job_id, None, None, None, "sacct not found on this machine")
-    except subprocess.TimeoutExpired:
-        return SacctEnergy(job_id, None, None, None, f"sacct did not answer within {timeout_s:g} s")
-    if proc.returncode != 0:
-        first = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        return SacctEnergy(job_id, None, None, None, f"sacct failed (exit {proc.returncode}): {first}")
-    rows = [line.split("|") for line in proc.stdout.splitlines() if line.strip()]
+def _parse(job_id: str, rows: list[list[str]]) -> SacctEnergy:
     allocation = next((r for r in rows if r[0] == job_id), None)
     if allocation is None or len(allocation) < 4:
         return SacctEnergy(job_id, None, None, None, f"sacct has no record of job {job_id}")
-    consumed = _number(allocation[1])
-    elapsed = _number(allocation[2])
-    nodes = _number(allocation[3])
+    consumed, elapsed, nodes = (_number(value) for value in allocation[1:4])
     num_nodes = int(nodes) if nodes is not None else None
     if not consumed:
         # 0 or empty: the cluster runs no acct_gather_energy plugin (or the job ran too briefly).
-        return SacctEnergy(
-            job_id,
-            None,
-            elapsed,
-            num_nodes,
-            "sacct reports no ConsumedEnergy (no acct_gather_energy plugin on this cluster)",
-        )
-    return SacctEnergy(
-        job_id,
-        consumed,
-        elapsed,
-        num_nodes,
-        "sacct ConsumedEnergy of the allocation (scope set by the site's energy plugin)",
-    )
+        why = "sacct reports no ConsumedEnergy (no acct_gather_energy plugin on this cluster)"
+        return SacctEnergy(job_id, None, elapsed, num_nodes, why)
+    what = "sacct ConsumedEnergy of the allocation (scope set by the site's energy plugin)"
+    return SacctEnergy(job_id, consumed, elapsed, num_nodes, what)
+
+
+def sacct_energies(job_ids: list[str], timeout_s: float = 60.0) -> dict[str, SacctEnergy]:
+    """Ask sacct once for the consumed energy of every job; every failure becomes a note per job,
+    never an exception (a run has hundreds of jobs: one query, one timeout at most)."""
+    if not job_ids:
+        return {}
+    cmd = ["sacct", "-j", ",".join(job_ids), "--noheader", "--parsable2", f"--format={SACCT_FORMAT}"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except FileNotFoundError:
+        failure = "sacct not found on this machine"
+    except subprocess.TimeoutExpired:
+        failure = f"sacct did not answer within {timeout_s:g} s"
+    else:
+        if proc.returncode == 0:
+            rows = [line.split("|") for line in proc.stdout.splitlines() if line.strip()]
+            return {job_id: _parse(job_id, rows) for job_id in job_ids}
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        failure = f"sacct failed (exit {proc.returncode}): {last}"
+    return {job_id: SacctEnergy(job_id, None, None, None, failure) for job_id in job_ids}
