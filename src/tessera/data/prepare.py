@@ -13,13 +13,13 @@ output behind; and all sources are checked to exist before any document is read.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from multiprocessing import get_context
-from multiprocessing.pool import Pool
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ __all__ = ["prepare_data", "prepare_into", "PrepareResult", "DocumentFilter"]
 
 BATCH_DOCUMENTS = 64
 """Documents per task sent to a worker: large enough to amortise inter-process overhead, small enough
-that a few batches in flight stay small in memory."""
+that the batches in flight (two per worker) stay small in memory."""
 
 
 @dataclass
@@ -155,7 +155,7 @@ class DocumentFilter:
         return out
 
 
-# Each worker process builds its DocumentFilter once (Pool initializer), then filters batches.
+# Each worker process builds its DocumentFilter once (the executor's initializer), then filters batches.
 _WORKER_FILTER: DocumentFilter | None = None
 
 
@@ -181,25 +181,39 @@ def _batches(documents: Iterator[RawDocument], language: str, read_seconds: list
         yield language, batch
 
 
-def _outcomes(cfg: RunConfig, source: SourceConfig, pool: Pool | None, result: PrepareResult
+@dataclass
+class _Workers:
+    pool: ProcessPoolExecutor
+    max_in_flight: int
+    """Batches submitted ahead of the one being consumed: keeps every worker busy, memory bounded."""
+
+
+def _outcomes(cfg: RunConfig, source: SourceConfig, workers: _Workers | None, result: PrepareResult
               ) -> Iterator[Outcome]:
-    """The source's documents through the per-document filters, in source order (whatever the pool)."""
+    """The source's documents through the per-document filters, in source order (whatever the pool).
+
+    Reading stays in this thread (so its DataError surfaces here) and runs at most `max_in_flight`
+    batches ahead of the consumer (mapping a whole source at once would read it all into memory)."""
     read_seconds = [0.0]
     batches = _batches(read_documents(cfg, source), source.language, read_seconds)
-    if pool is None:
+    if workers is None:
         in_process = DocumentFilter(cfg.data.filters)
-        results: Iterator[list[Outcome]] = ([in_process(d, lang) for d in docs] for lang, docs in batches)
+        for language, documents in batches:
+            yield from (in_process(document, language) for document in documents)
     else:
-        # imap keeps the input order; a DataError raised while reading re-raises here.
-        results = pool.imap(_filter_batch, batches)
-    for outcomes in results:
-        yield from outcomes
+        pending: deque[Future] = deque()
+        for batch in batches:
+            pending.append(workers.pool.submit(_filter_batch, batch))
+            if len(pending) >= workers.max_in_flight:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
     result.seconds["read"] += read_seconds[0]
 
 
-def _process_source(cfg: RunConfig, source: SourceConfig, pool: Pool | None, dedup: Deduplicator,
+def _process_source(cfg: RunConfig, source: SourceConfig, workers: _Workers | None, dedup: Deduplicator,
                     writers: dict[str, ShardWriter], stats: SourceStats, result: PrepareResult) -> None:
-    for outcome in _outcomes(cfg, source, pool, result):
+    for outcome in _outcomes(cfg, source, workers, result):
         for step, seconds in outcome.seconds.items():
             result.seconds[step] += seconds
         stats.documents_in += 1
@@ -239,18 +253,20 @@ def prepare_into(cfg: RunConfig, data_dir: Path, workers: int = 1) -> PrepareRes
     # Hash and check every input first: a missing file fails fast, before minutes of filtering.
     with result.timed("hash_inputs"):
         stats = {s.name: SourceStats(inputs=_describe_inputs(cfg, s)) for s in cfg.data.sources}
-    # spawn, not fork: the energy meter's sampling thread may be running in this process.
-    pool_context = get_context("spawn").Pool(workers, _init_worker, (cfg.data.filters,)) if workers > 1 \
-        else nullcontext(None)
+    # spawn, not fork: the energy meter's sampling thread may be running in this process. An executor,
+    # not multiprocessing.Pool: a worker that dies fails the run instead of being respawned forever.
+    pool_context = ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, (cfg.data.filters,)) \
+        if workers > 1 else nullcontext(None)
     with pool_context as pool:
-        _prepare_languages(cfg, data_dir, pool, stats, result)
+        pool_workers = _Workers(pool, max_in_flight=2 * workers) if pool is not None else None
+        _prepare_languages(cfg, data_dir, pool_workers, stats, result)
     result.manifest = build_manifest(cfg, stats)
     write_json(data_dir / "manifest.json", result.manifest)
     return result
 
 
-def _prepare_languages(cfg: RunConfig, data_dir: Path, pool: Pool | None, stats: dict[str, SourceStats],
-                       result: PrepareResult) -> None:
+def _prepare_languages(cfg: RunConfig, data_dir: Path, workers: _Workers | None,
+                       stats: dict[str, SourceStats], result: PrepareResult) -> None:
     for lang in cfg.data.languages:
         (data_dir / lang).mkdir(parents=True, exist_ok=True)
         dedup = Deduplicator(cfg.data.filters)
@@ -259,7 +275,7 @@ def _prepare_languages(cfg: RunConfig, data_dir: Path, pool: Pool | None, stats:
         try:
             for source in cfg.data.sources:
                 if source.language == lang:
-                    _process_source(cfg, source, pool, dedup, writers, stats[source.name], result)
+                    _process_source(cfg, source, workers, dedup, writers, stats[source.name], result)
         finally:
             for writer in writers.values():
                 writer.close()
