@@ -15,6 +15,7 @@ from tessera.train.callbacks import (
     MoEStatsCallback,
     ProgressPrinter,
     StepRecord,
+    TensorBoardLogger,
     ThroughputCallback,
 )
 from tessera.train.callbacks.loggers import read_metrics
@@ -82,3 +83,17 @@ def test_progress_line_every_n_steps_and_at_the_segment_end():
     assert lines[0] == "[stable] training steps 1..6 of 10"
     assert [line.split()[2] for line in lines[1:]] == ["4/10", "6/10"]
     assert "2.0k tok/s" in lines[1] and "ETA" in lines[1]
+
+
+def test_tensorboard_event_files(tmp_path: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = TensorBoardLogger(tmp_path / "tb")
+    board.on_start("s", 0, 10)
+    for step in (1, 2):
+        board.on_step_end(_record(step, grad_norm=None, skipped=False))
+    board.on_end()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert {"s/loss", "s/lr"} <= set(events.Tags()["scalars"])  # None and bool values are left out
+    assert [e.step for e in events.Scalars("s/loss")] == [100, 200]  # x axis: tokens seen
