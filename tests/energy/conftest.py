@@ -105,3 +105,20 @@ def run_config(tmp_path: Path):
         )
 
     return build
+
+
+def _write_powercap(root: Path, package_uj: int, dram_uj: int | None = None, max_uj: int = 10**9) -> None:
+    """A /sys/class/powercap layout: socket zone intel-rapl:0 and its dram subzone intel-rapl:0:0."""
+    for zone, name, value in (("intel-rapl:0", "package-0", package_uj), ("intel-rapl:0:0", "dram", dram_uj)):
+        if value is None:
+            continue
+        (root / zone).mkdir(parents=True, exist_ok=True)
+        (root / zone / "name").write_text(name + "\n")
+        (root / zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
+        (root / zone / "energy_uj").write_text(f"{value}\n")
+
+
+@pytest.fixture
+def powercap():
+    """Writes a /sys/class/powercap tree (the kernel's RAPL files) under a folder: (root, package_uj, ...)."""
+    return _write_powercap

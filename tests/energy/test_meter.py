@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,22 +11,10 @@ from tessera.config import SiteConfig
 from tessera.energy.config import EnergyConfig
 from tessera.energy.meter import EnergyMeter, invocation_id
 from tessera.energy.nvml import NvmlGpus, visible_gpu_ids
-from tessera.energy.rapl import RaplCounters
 from tessera.energy.records import merge_job, read_records
 from tessera.parallel.env import DistEnv
 
 QUIET = EnergyConfig(sample_interval_s=0.05, codecarbon=False)
-
-
-def write_powercap(root: Path, package_uj: int, dram_uj: int | None = None, max_uj: int = 10**9) -> None:
-    """A /sys/class/powercap layout: socket zone intel-rapl:0 and its dram subzone intel-rapl:0:0."""
-    for zone, name, value in (("intel-rapl:0", "package-0", package_uj), ("intel-rapl:0:0", "dram", dram_uj)):
-        if value is None:
-            continue
-        (root / zone).mkdir(parents=True, exist_ok=True)
-        (root / zone / "name").write_text(name + "\n")
-        (root / zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
-        (root / zone / "energy_uj").write_text(f"{value}\n")
 
 
 def test_no_nvml_library_gives_zero_flagged_gpu_energy(monkeypatch, tmp_path):
@@ -52,12 +39,12 @@ def test_no_visible_gpu_gives_zero_flagged_gpu_energy(tmp_path):
     assert "energy.codecarbon is false" in record["cpu"]["method"]
 
 
-def test_rapl_counters_are_measured_and_read_is_cumulative(tmp_path):
-    write_powercap(tmp_path, package_uj=5_000_000, dram_uj=1_000_000)
+def test_rapl_counters_are_measured_and_read_is_cumulative(tmp_path, powercap):
+    powercap(tmp_path, package_uj=5_000_000, dram_uj=1_000_000)
     meter = EnergyMeter(QUIET, SiteConfig(), environ={}, rapl_root=tmp_path).start()
-    write_powercap(tmp_path, package_uj=7_000_000, dram_uj=1_500_000)  # +2 J package, +0.5 J dram
+    powercap(tmp_path, package_uj=7_000_000, dram_uj=1_500_000)  # +2 J package, +0.5 J dram
     first = meter.read()
-    write_powercap(tmp_path, package_uj=9_000_000, dram_uj=2_000_000)
+    powercap(tmp_path, package_uj=9_000_000, dram_uj=2_000_000)
     second = meter.read()
     record = meter.stop("j", "j")
     assert (first.cpu_j, first.mem_j) == pytest.approx((2.0, 0.5))
@@ -68,28 +55,13 @@ def test_rapl_counters_are_measured_and_read_is_cumulative(tmp_path):
     assert "RAPL" in record["cpu"]["method"] and record["mem"]["kind"] == "measured"
 
 
-def test_rapl_counter_wraparound(tmp_path):
-    write_powercap(tmp_path, package_uj=900, max_uj=1000)
-    counters = RaplCounters.open(tmp_path)
-    write_powercap(tmp_path, package_uj=100, max_uj=1000)  # wrapped: 900 -> 1000 -> 100 = 200 uJ
-    cpu_j, dram_j = counters.read_j()
-    assert cpu_j == pytest.approx(200e-6) and dram_j is None
-
-
-def test_unreadable_rapl_says_why(tmp_path):
-    (tmp_path / "intel-rapl:0").mkdir()
-    (tmp_path / "intel-rapl:0" / "name").write_text("package-0\n")  # no energy_uj: like a root-only file
-    counters = RaplCounters.open(tmp_path)
-    assert not counters.available and "not readable" in counters.reason
-
-
-def test_only_local_rank_zero_meters_cpu_and_memory(tmp_path):
-    write_powercap(tmp_path, package_uj=0, dram_uj=0)
+def test_only_local_rank_zero_meters_cpu_and_memory(tmp_path, powercap):
+    powercap(tmp_path, package_uj=0, dram_uj=0)
     dist = DistEnv(
         rank=1, world_size=2, local_rank=1, master_addr="127.0.0.1", master_port=1, launcher="torchrun"
     )
     meter = EnergyMeter(QUIET, SiteConfig(), dist=dist, environ={}, rapl_root=tmp_path).start()
-    write_powercap(tmp_path, package_uj=3_000_000, dram_uj=3_000_000)
+    powercap(tmp_path, package_uj=3_000_000, dram_uj=3_000_000)
     assert meter.read().cpu_j == 0.0
     record = meter.stop("j", "j")
     assert record["cpu"]["kind"] == "elsewhere" and record["mem"]["kind"] == "elsewhere"
