@@ -15,6 +15,18 @@ from typing import Any
 __all__ = ["atomic_path", "atomic_dir", "write_text", "write_json", "sha256_file"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(path: Path, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; outputs on a shared project filesystem must
+    be readable by the group like any other file the user creates."""
+    os.chmod(path, mode & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it is renamed onto `path`, on error removed."""
@@ -23,6 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    _follow_umask(tmp_path, 0o666)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -36,6 +49,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _follow_umask(tmp, 0o777)
     try:
         yield tmp
         if path.exists():
