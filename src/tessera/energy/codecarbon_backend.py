@@ -35,7 +35,8 @@ class CodeCarbonResult:
 
 
 class CodeCarbonEstimator:
-    """Wraps one OfflineEmissionsTracker; `start` returns None (with `reason`) if CodeCarbon fails."""
+    """Wraps one OfflineEmissionsTracker; `start` and `stop` say (False/None, with `reason`) when
+    CodeCarbon fails, and never raise: an estimator must not end a training job."""
 
     def __init__(self, country: str, interval_s: float):
         self.country = country
@@ -79,10 +80,14 @@ class CodeCarbonEstimator:
         """(CPU W, memory W) of CodeCarbon's last measurement (attribute reads: cheap)."""
         return self._tracker._cpu_power.W, self._tracker._ram_power.W
 
-    def stop(self) -> CodeCarbonResult:
+    def stop(self) -> CodeCarbonResult | None:
         t = self._tracker
-        t.stop()
-        data = t.final_emissions_data
+        try:
+            t.stop()
+            data = t.final_emissions_data
+        except Exception as err:
+            self.reason = f"CodeCarbon failed to stop ({type(err).__name__}: {err})"
+            return None
         energy_kwh = data.energy_consumed
         return CodeCarbonResult(
             cpu_j=data.cpu_energy * KWH_J,

@@ -198,6 +198,8 @@ class EnergyMeter:
             devices_j = self._gpu_j_locked()
             cpu_j, mem_j = self._cpu_mem_j_locked()
         codecarbon = self.codecarbon.stop() if self.codecarbon is not None else None
+        if self.codecarbon is not None and codecarbon is None:
+            self._codecarbon_reason = self.codecarbon.reason
         record = {
             "schema": RECORD_SCHEMA,
             "job": job,
