@@ -161,6 +161,7 @@ def _plot_bits_per_byte(path: Path, results: list[dict]) -> None:
         points = [(r["tokens_seen"], r["intrinsic"][lang]["bits_per_byte"]) for r in results
                   if lang in r["intrinsic"]]
         ax.plot(*zip(*points, strict=True), marker="o", label=lang)
+    _mark_stages(ax, results)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("bits per byte (test split)")
     ax.set_title("Held-out bits per byte by language")
@@ -179,10 +180,13 @@ def _plot_tasks(path: Path, results: list[dict]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     tasks = _task_names(results)
     for task in tasks:
-        points = [(r["tokens_seen"], r["tasks"][task][name]) for r in results
+        points = [(r["tokens_seen"], r["tasks"][task][name], r["tasks"][task].get(f"{name}_stderr", 0.0))
+                  for r in results
                   if task in r["tasks"] and (name := main_metric(r["tasks"][task])) is not None]
         if points:
-            ax.plot(*zip(*points, strict=True), marker="o", label=task)
+            x, y, stderr = zip(*points, strict=True)
+            ax.errorbar(x, y, yerr=stderr, marker="o", capsize=3, label=task)
+    _mark_stages(ax, results)
     if tasks:
         ax.legend(fontsize="small")
     else:
@@ -192,6 +196,15 @@ def _plot_tasks(path: Path, results: list[dict]) -> None:
     ax.set_title("Task scores per checkpoint")
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def _mark_stages(ax: Any, results: list[dict]) -> None:
+    """A dashed line where each stage after the first begins, labelled with its name."""
+    for previous, current in zip(results, results[1:], strict=False):
+        if current["stage"] != previous["stage"]:
+            ax.axvline(previous["tokens_seen"], color="grey", linestyle="--", linewidth=1)
+            ax.annotate(current["stage"], (previous["tokens_seen"], 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(3, -12), textcoords="offset points", color="grey", fontsize="small")
 
 
 def _save(fig: Any, path: Path) -> None:
