@@ -135,3 +135,6 @@ def test_every_field_says_how_it_came_about(built_release):
     assert _fields(tech, "computational_resources")["training_flops"]["basis"] == "computed"
     columns = {c["name"]: c["basis"] for c in _fields(tech, "training_data")["sources"]["columns"]}
     assert columns["license"] == "declared" and columns["documents_out"] == "measured"
+    # A table column has one basis: GPU measured and CPU estimated make the kWh column computed.
+    components = {c["name"]: c["basis"] for c in energy["components"]["columns"]}
+    assert components["kwh"] == "computed"

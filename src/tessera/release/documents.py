@@ -283,7 +283,7 @@ def technical_documentation(facts: Facts, hf_architecture: str) -> dict[str, Any
         ),
         "required_software": fact(
             "Required software",
-            f"transformers >= {version('transformers')} (the version the release was loaded with)",
+            f"transformers >= {version('transformers')} (the version the release was built with)",
             "computed",
             "installed transformers at build time",
         ),
@@ -411,7 +411,7 @@ def compute_thresholds(facts: Facts) -> dict[str, Any]:
         {
             "threshold": "indicative criterion of a general-purpose AI model",
             "flop": GPAI_INDICATIVE_FLOP,
-            "basis": "Commission Guidelines on GPAI models (C(2025) 5045), section 2.1",
+            "basis": "Commission Guidelines on the scope of the obligations for GPAI models (July 2025)",
             "exceeded": flops > GPAI_INDICATIVE_FLOP,
             "ratio": flops / GPAI_INDICATIVE_FLOP,
         },

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tessera.config import RunConfig
+from tessera.energy.records import combine_kinds
 from tessera.errors import ReleaseError
 from tessera.layout import RunLayout, checkpoint_steps
 from tessera.model.checkpoint import read_checkpoint_meta
@@ -424,7 +425,8 @@ class Facts:
             "Energy by component, whole pipeline",
             [
                 column("component", "Component", "computed"),
-                column("kwh", "kWh", "measured"),
+                # One basis per column: measured only if every component came from a counter.
+                column("kwh", "kWh", energy_basis(combine_kinds({f["kind"] for f in components.values()}))),
                 column("kind", "Kind", "computed"),
                 column("method", "Method", "computed"),
             ],
