@@ -1,21 +1,26 @@
-# Release: the Hugging Face model, model card and AI Act documents, from measured facts.
+# Release: the Hugging Face model, model card and AI Act documents, from measured facts (docs/release.md).
+# The inputs are the files the documents are generated from, so editing the config's release: section
+# and deleting release/ reruns this job alone. No --energy-out: the energy report is an input, so this
+# job's own joules could not be in it (a few seconds of CPU; docs/release.md, "Not covered").
 
 
 rule release:
     input:
         checkpoint=final_checkpoint(STAGES[-1]),
         manifest=f"{OUT}/data/manifest.json",
-        eval_report=rules.eval_report.output.md,
-        energy_report=rules.energy_report.output.md,
+        eval_summary=rules.eval_report.output.summary,
+        energy_summary=rules.energy_report.output.summary,
         tokenizer_report=rules.tokenizer_report.output.md,
     output:
         checksums=f"{OUT}/release/MANIFEST.sha256",
     log:
         log_file("release"),
+    params:
+        tessera=TESSERA,
     resources:
         runtime=20,
         mem_mb=8000,
     conda:
         "../envs/tessera.yaml"
     shell:
-        "{TESSERA} release > {log} 2>&1"
+        "{params.tessera} release > {log} 2>&1"
