@@ -200,6 +200,17 @@ def _energy(cfg: RunConfig) -> None:
     write_json(layout.reports_dir / "energy.json", summary)
 
 
+def _tokenizer_report(cfg: RunConfig) -> None:
+    """reports/tokenizer.csv as tessera.tokenizer.report writes it: ours and a reference per language."""
+    from tessera.tokenizer.report import CSV_FIELDS, OURS
+
+    lines = [",".join(CSV_FIELDS)]
+    for i, lang in enumerate(cfg.data.languages):
+        for name, fertility in ((OURS, 1.5 + 0.01 * i), ("gpt2", 2.5 + 0.1 * i)):
+            lines.append(f"validation,{name},{lang},{fertility},{4.0 - 0.1 * i},1500,1000,6000,1.04")
+    write_text(RunLayout(cfg.out_dir).reports_dir / "tokenizer.csv", "\n".join(lines) + "\n")
+
+
 def load_config(results_dir: Path, **release) -> RunConfig:
     """The run's config, also written beside the results (`cfg.source`) for the CLI."""
     raw = raw_config(results_dir)
@@ -217,6 +228,7 @@ def run_template(tmp_path_factory) -> Path:
     tokenizer_dir = _tokenizer(RunLayout(cfg.out_dir).tokenizer_dir)
     _checkpoints(cfg, tokenizer_dir)
     _manifest(cfg)
+    _tokenizer_report(cfg)
     _eval(cfg)
     _energy(cfg)
     return results

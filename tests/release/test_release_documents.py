@@ -100,3 +100,12 @@ def test_format_value():
     assert format_value({"email": 2, "phone": 0}) == "email: 2; phone: 0"
     assert format_value([]) == "none"
     assert format_value(None) == "-"
+
+
+def test_an_absent_tokenizer_report_is_said_not_hidden(release_run):
+    cfg = release_run()
+    (RunLayout(cfg.out_dir).reports_dir / "tokenizer.csv").unlink()
+    doc = build_documents(gather_facts(cfg), "Qwen3MoeForCausalLM")["technical_documentation"]
+    validate_document(doc, "technical_documentation")
+    tokenizer = doc["sections"]["model_properties"]["fields"]["tokenizer"]
+    assert tokenizer["value"] is None and "snakemake tokenizer_report" in tokenizer["note"]

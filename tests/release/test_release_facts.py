@@ -138,3 +138,16 @@ def test_every_field_says_how_it_came_about(built_release):
     # A table column has one basis: GPU measured and CPU estimated make the kWh column computed.
     components = {c["name"]: c["basis"] for c in energy["components"]["columns"]}
     assert components["kwh"] == "computed"
+
+
+def test_tokenizer_fertility_equals_the_tokenizer_report(built_release):
+    import csv
+
+    path = RunLayout(built_release.out_dir).reports_dir / "tokenizer.csv"
+    ours = {
+        r["language"]: float(r["tokens_per_word"])
+        for r in csv.DictReader(path.open())
+        if r["tokenizer"] == "tessera"
+    }
+    props = _fields(_documents(built_release)["technical_documentation"], "model_properties")
+    assert {r["language"]: r["tokens_per_word"] for r in props["tokenizer"]["rows"]} == ours

@@ -317,7 +317,7 @@ def technical_documentation(facts: Facts, hf_architecture: str) -> dict[str, Any
         facts,
         {
             "general": _section("1. General information", general),
-            "model_properties": _section("2. Model properties", model),
+            "model_properties": _section("2. Model properties", {**model, "tokenizer": facts.tokenizer()}),
             "training_process": _section("3. Training process", training),
             "training_data": _section("4. Data used for training, testing and validation", data),
             "computational_resources": _section("5. Computational resources", facts.compute()),

@@ -15,6 +15,7 @@ a ReleaseError naming the file and the rule that rebuilds it.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -236,6 +237,35 @@ class Facts:
                 "tessera.model: a text-only decoder over byte-level BPE tokens",
             ),
         }
+
+    def tokenizer(self) -> dict:
+        """Our tokenizer's fertility per dataset and language, from the tokenizer report."""
+        from tessera.tokenizer.report import OURS
+
+        path = self.cfg.out_dir / "reports" / "tokenizer.csv"
+        if not path.is_file():
+            return fact(
+                "Tokenizer fertility",
+                None,
+                "measured",
+                "reports/tokenizer.csv",
+                note="absent: build it with snakemake tokenizer_report",
+            )
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["tokenizer"] == OURS]
+        numbers = ("tokens_per_word", "bytes_per_token", "parity_ratio")
+        return table(
+            "Tokenizer fertility",
+            [
+                column("dataset", "Dataset", "declared"),
+                column("language", "Language", "declared"),
+                column("tokens_per_word", "Tokens per word", "measured"),
+                column("bytes_per_token", "Bytes per token", "measured"),
+                column("parity_ratio", "Parity (worst / best language)", "computed"),
+            ],
+            [{**r, **{k: float(r[k]) if r[k] else None for k in numbers}} for r in rows],
+            f"reports/tokenizer.csv: rows of tokenizer {OURS}",
+        )
 
     # ---- training ---------------------------------------------------------------------------------
 
