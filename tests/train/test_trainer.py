@@ -3,8 +3,8 @@
 - one rank, stage s1 then s2: the reference every other run is compared with;
 - two ranks (gloo) under ZeRO-2 with expert parallel size 2: the loss falls and the weights match the
   one-rank run of the same global batches;
-- SIGKILL at a random step, then a rerun: weights and loss curve bitwise identical to the reference;
-- SIGUSR1: run state saved, exit 75, the rerun finishes bitwise identical;
+- SIGUSR1 (state saved, exit 75, rerun resumes), then SIGKILL at a random step and a rerun: weights and
+  loss curve bitwise identical to the reference;
 - non-finite losses: skipped updates, counted, K in a row stop with the last good checkpoint named;
 - a resume with another model shape or tokenizer is refused.
 """
@@ -120,35 +120,32 @@ def test_two_ranks_zero2_expert_parallel_match_one_rank(reference, tmp_path):
     assert losses == pytest.approx(_losses(reference), abs=1e-4)
 
 
-def test_sigkill_at_a_random_step_resumes_bitwise(reference, tmp_path):
+def test_preempted_then_killed_run_ends_bitwise_identical(reference, tmp_path):
+    """SIGUSR1: state saved, exit 75, the rerun resumes; then SIGKILL at a random later step, and the
+    next rerun finishes: weights and loss curve as if nothing had happened."""
     config, layout = make_mini_run(tmp_path)
-    kill_at = random.Random().randint(2, 14)
+    metrics = layout.state_dir("s1") / "metrics.jsonl"
     proc = _start(config, "train", "--stage", "s1")
-    _wait_for_step(proc, layout.state_dir("s1") / "metrics.jsonl", kill_at)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    assert _latest_step(layout) < 24
-    proc = run_tessera(config, "train", "--stage", "s1")
-    assert "resumed s1 at step" in proc.stdout or _latest_step(layout) == 24
-    _assert_bitwise_equal(_weights(layout.checkpoint("s1", 24)), _weights(reference.checkpoint("s1", 24)))
-    assert _losses(layout) == _losses(reference), f"killed at step {kill_at}"
-
-
-def test_sigusr1_saves_exits_75_and_the_rerun_continues(reference, tmp_path):
-    config, layout = make_mini_run(tmp_path)
-    proc = _start(config, "train", "--stage", "s1", "--until-step", "24")
-    _wait_for_step(proc, layout.state_dir("s1") / "metrics.jsonl", 5)
+    _wait_for_step(proc, metrics, 3)
     proc.send_signal(signal.SIGUSR1)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_PREEMPTED, stderr[-2000:]
     saved = _latest_step(layout)
-    assert 5 <= saved < 24 and f"run state saved at step {saved}" in stderr
-    assert [r["step"] for r in read_metrics(layout.state_dir("s1") / "metrics.jsonl")][-1] == saved
-    rerun = run_tessera(config, "train", "--stage", "s1", "--until-step", "24")
-    assert f"resumed s1 at step {saved}" in rerun.stdout
+    assert 3 <= saved < 24 and f"run state saved at step {saved}" in stderr
+    assert [r["step"] for r in read_metrics(metrics)][-1] == saved
+
+    kill_at = random.Random().randint(saved + 1, max(saved + 1, 18))
+    proc = _start(config, "train", "--stage", "s1")
+    _wait_for_step(proc, metrics, kill_at)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert _latest_step(layout) < 24
+
+    rerun = run_tessera(config, "train", "--stage", "s1")
+    assert "resumed s1 at step" in rerun.stdout
     _assert_bitwise_equal(_weights(layout.checkpoint("s1", 24)), _weights(reference.checkpoint("s1", 24)))
-    assert _losses(layout) == _losses(reference)
+    assert _losses(layout) == _losses(reference), f"preempted at step {saved}, killed at step {kill_at}"
 
 
 def test_nonfinite_losses_skip_updates_then_stop_naming_the_last_good_checkpoint(reference, tmp_path):
