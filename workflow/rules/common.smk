@@ -33,6 +33,29 @@ def log_file(job):
     return f"{OUT}/logs/{job}.log"
 
 
+# Training segments (train.smk), their evaluation (eval.smk) and the release's final checkpoint.
+STAGES = [stage.name for stage in CFG.train.stages]
+
+
+def stage_checkpoints(stage):
+    """Published checkpoint steps of a stage."""
+    return checkpoint_steps(CFG.train.stage(stage).num_steps, CFG.train.checkpoint_every)
+
+
+def final_checkpoint(stage):
+    return f"{OUT}/train/{stage}/step-{stage_checkpoints(stage)[-1]:06d}"
+
+
+def previous_checkpoint(wildcards):
+    """The checkpoint a segment starts from: the previous segment's, or the previous stage's last."""
+    steps = stage_checkpoints(wildcards.stage)
+    index = steps.index(int(wildcards.step))
+    if index > 0:
+        return [f"{OUT}/train/{wildcards.stage}/step-{steps[index - 1]:06d}"]
+    position = STAGES.index(wildcards.stage)
+    return [final_checkpoint(STAGES[position - 1])] if position > 0 else []
+
+
 onstart:
     # A SLURM profile takes the account from an environment variable ($TESSERA_ACCOUNT); Snakemake
     # leaves an unset variable as the literal "$NAME", which sbatch would reject job by job. Stop
