@@ -33,6 +33,14 @@ def test_srun_step():
     assert not env.is_main and not env.is_node_main
 
 
+def test_a_step_smaller_than_its_allocation():
+    env = DistEnv.from_environ({
+        "SLURM_PROCID": "1", "SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_ID": "2",
+        "SLURM_JOB_NODELIST": "lrdn[0101-0102]", "SLURM_STEP_NODELIST": "lrdn0102",
+    })
+    assert (env.world_size, env.master_addr) == (4, "lrdn0102")
+
+
 def test_two_jobs_on_one_node_get_different_ports():
     base = {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_STEP_ID": "0", "SLURM_JOB_NODELIST": "n1"}
     a = DistEnv.from_environ({**base, "SLURM_JOB_ID": "1000"})

@@ -66,12 +66,14 @@ class DistEnv:
             )
         if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and "SLURM_STEP_ID" in env:
             # Only inside an srun step: a batch script alone also has SLURM_PROCID=0 and SLURM_NTASKS.
+            # The step's own task count and nodes win over the allocation's (an srun may use fewer).
             job_id = int(env.get("SLURM_JOB_ID", "0"))
+            nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST", "127.0.0.1")
             return cls(
                 rank=int(env["SLURM_PROCID"]),
-                world_size=int(env["SLURM_NTASKS"]),
+                world_size=int(env.get("SLURM_STEP_NUM_TASKS") or env["SLURM_NTASKS"]),
                 local_rank=int(env.get("SLURM_LOCALID", "0")),
-                master_addr=env.get("MASTER_ADDR") or first_host(env.get("SLURM_JOB_NODELIST", "127.0.0.1")),
+                master_addr=env.get("MASTER_ADDR") or first_host(nodelist),
                 # A port derived from the job id lets two jobs share a node without colliding.
                 master_port=int(env.get("MASTER_PORT", 20000 + job_id % 20000)),
                 launcher="slurm",
