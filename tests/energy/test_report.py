@@ -140,11 +140,15 @@ def test_cpu_only_run_says_so(run_config, make_record):
     cfg = run_config()
     layout = RunLayout(cfg.out_dir)
     write_run(layout, make_record, with_gpus=False)
+    elsewhere = make_record("eval_report", cpu_j=1.0)
+    elsewhere["site"]["name"] = "leonardo"  # a job whose record says it ran elsewhere
+    append_record(layout.energy_dir / "eval_report.jsonl", elsewhere)
     summary = write_report(cfg, query_sacct=False)
     assert summary["components"]["gpu"]["kind"] == "none"
     assert summary["totals"]["gpu_hours"]["value"] == 0.0
     assert summary["training"]["floor_j_per_flop"]["value"] is None
     assert any("CPU-only" in note for note in summary["notes"])
+    assert any("site(s) leonardo" in note for note in summary["notes"])
     assert (layout.reports_dir / "energy_power.png").stat().st_size > 0
 
 

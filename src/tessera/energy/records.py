@@ -158,6 +158,8 @@ class JobEnergy:
     failed_attempts: int = 0
     codecarbon_intensity_g_per_kwh: float | None = None
     slurm_job_ids: list[str] = field(default_factory=list)
+    sites: list[str] = field(default_factory=list)
+    """Site names the records were written at (normally one)."""
     series: list[dict] = field(default_factory=list)
     """Power samples of each record: {node, rank, start_unix, t_s, gpu_w, cpu_w} (cpu_w on node mains)."""
 
@@ -200,6 +202,8 @@ def merge_job(job: str, records: list[dict]) -> JobEnergy:
                 node_j[node] = (max(previous[0], record["cpu"]["j"]), max(previous[1], record["mem"]["j"]))
             if record.get("codecarbon") and record["codecarbon"].get("intensity_g_per_kwh") is not None:
                 intensities.append(record["codecarbon"]["intensity_g_per_kwh"])
+            if record["site"]["name"] not in out.sites:
+                out.sites.append(record["site"]["name"])
             if record.get("slurm") and record["slurm"]["job_id"] not in out.slurm_job_ids:
                 out.slurm_job_ids.append(record["slurm"]["job_id"])
             out.series.append(

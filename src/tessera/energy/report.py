@@ -261,6 +261,12 @@ def build_summary(
         }
         for i in job_ids
     }
+    elsewhere = sorted({s for job in jobs for s in job.sites} - {site.name})
+    if elsewhere:
+        notes.append(
+            f"Some jobs ran at site(s) {', '.join(elsewhere)}, but this report applies site {site.name}'s "
+            "PUE and grid to all of them: rerun the report with that site's config for those figures."
+        )
     if not sacct:
         notes.append("No job ran under SLURM (no SLURM_JOB_ID): no sacct ConsumedEnergy to compare with.")
 
