@@ -188,9 +188,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def clock(device: torch.device) -> Callable[[], float]:
+    """The process's CPU time on a single-threaded CPU run: what the layer costs, unaffected by other
+    jobs taking the cores in turn (wall time on the shared machine swung by 2x between runs).
+    Wall time otherwise (CUDA, or several threads, where CPU time would add the threads up)."""
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        return time.process_time
+    return time.perf_counter
+
+
 def time_layers(shape: Shape, dtype: torch.dtype, device: torch.device, rounds: int, peers: bool,
                 warmup: int = 1) -> dict[str, float]:
     """Median seconds of one forward+backward per layer, the layers interleaved within each round."""
+    now = clock(device)
     layers = build_layers(shape, peers)
     torch.manual_seed(1)
     x_BTD = torch.randn(1, shape.tokens, shape.d_model, device=device, dtype=dtype)
@@ -200,11 +210,11 @@ def time_layers(shape: Shape, dtype: torch.dtype, device: torch.device, rounds: 
     for r in range(warmup + rounds):
         for name, step in steps.items():
             _sync(device)
-            start = time.perf_counter()
+            start = now()
             step()
             _sync(device)
             if r >= warmup:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(now() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -249,9 +259,12 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"comma-separated of {', '.join(SHAPES)}, or 'all' (default: 8x2,64x8)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (the median is reported)")
     parser.add_argument("--tokens", type=int, default=None, help="override every shape's token count")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: 1 on CPU, see docs/moe.md; the default on CUDA)")
     parser.add_argument("--no-peers", action="store_true", help="only dense and tessera")
     parser.add_argument("--no-record", action="store_true", help="print only; leave bench/RESULTS.md")
+    parser.add_argument("--section", default=None,
+                        help="section of bench/RESULTS.md (default: moe_layer, or moe_layer_cuda on CUDA)")
     parser.add_argument("--profile", action="store_true", help="print a profile of tessera's layer and exit")
     parser.add_argument("--system-malloc", action="store_true",
                         help="leave glibc malloc's defaults (fresh page faults for every block >= 32 MiB)")
@@ -261,8 +274,12 @@ def main(argv: list[str] | None = None) -> None:
         malloc_note = "glibc malloc keeping freed memory (mmap off, trim threshold 1 GiB)"
 
     device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # One thread on CPU by default: on a shared machine each of the hundreds of small per-expert
+    # products ends in an OpenMP barrier that waits for whichever thread the OS descheduled, which
+    # measures the machine's load rather than the layer (docs/moe.md).
+    threads = args.threads or (1 if device.type == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
     keys = list(SHAPES) if args.shapes == "all" else args.shapes.split(",")
     shapes = [SHAPES[k] for k in keys]
     if args.tokens:
@@ -285,14 +302,19 @@ def main(argv: list[str] | None = None) -> None:
             timings = ", ".join(f"{n}: {t * 1e3:.0f} ms" for n, t in results[s.label].items())
             print(f"[{key}] {s.label}: {timings}", file=sys.stderr)
         sections.append(f"### {key}, {device.type}\n\n{table(results, shapes)}")
-    report = (f"Forward+backward of one MoE layer, time relative to a dense SwiGLU of the same active size "
-              f"(hidden = top_k x expert hidden), median of {args.rounds} interleaved rounds; in parentheses "
-              f"tokens/s.\nMachine: {_results_module().machine()}; {torch.get_num_threads()} threads; "
-              f"{malloc_note}.\n\n" + "\n\n".join(sections))
+    clock_name = "CPU time" if clock(device) is time.process_time else "wall time"
+    report = (
+        f"Forward+backward of one MoE layer, {clock_name} relative to a dense SwiGLU of the same "
+        f"active size (hidden = top_k x expert hidden), median of {args.rounds} interleaved rounds; "
+        f"in parentheses tokens/s.\nMachine: {_results_module().machine()}; "
+        f"{torch.get_num_threads()} threads; {malloc_note}; load average {os.getloadavg()[0]:.1f} "
+        f"at the end.\n\n" + "\n\n".join(sections)
+    )
     print(report)
     if not args.no_record:
-        _results_module().update_section("moe_layer" if device.type == "cpu" else f"moe_layer_{device.type}",
-                       "## MoE layer (bench/moe_layer.py)\n\n" + report)
+        section = args.section or ("moe_layer" if device.type == "cpu" else f"moe_layer_{device.type}")
+        title = f"## MoE layer (bench/moe_layer.py {' '.join(argv if argv is not None else sys.argv[1:])})"
+        _results_module().update_section(section, f"{title}\n\n{report}")
 
 
 if __name__ == "__main__":

@@ -47,9 +47,11 @@ class _GroupedSwiGLU(torch.autograd.Function):
     """down(silu(gate(x)) * up(x)) per expert group with grouped_mm, forward and backward by hand.
 
     Why by hand: autograd on the plain expression keeps x, gate|up, silu(gate) and the product; this
-    keeps x, gate and up and recomputes silu in the backward (one cheap pass). Gate and up come from
-    two grouped products over the two halves of `gate_up_proj` so each is contiguous: elementwise
-    kernels on the strided halves of one [S, 2H] product run 3-10x slower on CPU in bf16.
+    keeps x, gate, up and silu(gate), recomputes the product (one multiply) in the backward, and
+    writes the gate and up gradients side by side for one grouped product each for the input and
+    weight gradients. Gate and up come from two grouped products over the two halves of
+    `gate_up_proj` so each is contiguous: elementwise kernels on the strided halves of one [S, 2H]
+    product run 3-10x slower on CPU in bf16.
     """
 
     @staticmethod
@@ -57,15 +59,14 @@ class _GroupedSwiGLU(torch.autograd.Function):
         H = down_EDH.shape[-1]
         gate_SH = F.grouped_mm(x_SD, gate_up_E2HD[:, :H].transpose(-2, -1), offs=offsets_E)
         up_SH = F.grouped_mm(x_SD, gate_up_E2HD[:, H:].transpose(-2, -1), offs=offsets_E)
-        a_SH = F.silu(gate_SH).mul_(up_SH)
-        ctx.save_for_backward(x_SD, gate_SH, up_SH, gate_up_E2HD, down_EDH, offsets_E)
-        return F.grouped_mm(a_SH, down_EDH.transpose(-2, -1), offs=offsets_E)
+        silu_SH = F.silu(gate_SH)
+        ctx.save_for_backward(x_SD, gate_SH, up_SH, silu_SH, gate_up_E2HD, down_EDH, offsets_E)
+        return F.grouped_mm(silu_SH * up_SH, down_EDH.transpose(-2, -1), offs=offsets_E)
 
     @staticmethod
     def backward(ctx, grad_SD):  # noqa: D102
-        x_SD, gate_SH, up_SH, gate_up_E2HD, down_EDH, offsets_E = ctx.saved_tensors
+        x_SD, gate_SH, up_SH, silu_SH, gate_up_E2HD, down_EDH, offsets_E = ctx.saved_tensors
         grad_SD = grad_SD.contiguous()  # grouped_mm rejects the stride-0 gradients of a broadcast sum
-        silu_SH = F.silu(gate_SH)
         a_SH = silu_SH * up_SH
         grad_down_EDH = F.grouped_mm(grad_SD.t(), a_SH, offs=offsets_E)
         grad_a_SH = F.grouped_mm(grad_SD, down_EDH, offs=offsets_E)

@@ -74,6 +74,9 @@ class _Combine(torch.autograd.Function):
     def forward(ctx, y_sorted_SD, weights_NK, sorted_of_slot_S, token_of_sorted_S, slot_of_sorted_S):  # noqa: D102
         bags_NK = sorted_of_slot_S.view(weights_NK.shape)
         ctx.save_for_backward(y_sorted_SD, weights_NK, sorted_of_slot_S, token_of_sorted_S, slot_of_sorted_S)
+        # Detached: with inputs that require grad, embedding_bag takes its training variant, which
+        # also builds the bag bookkeeping for its own backward (~10x slower); ours is by hand.
+        y_sorted_SD, weights_NK = y_sorted_SD.detach(), weights_NK.detach()
         return F.embedding_bag(bags_NK, y_sorted_SD, per_sample_weights=weights_NK, mode="sum")
 
     @staticmethod

@@ -74,12 +74,10 @@ class Router(nn.Module):
         else:
             scores_NE = torch.sigmoid(logits_NE.to(score_dtype))
             probs_NE = scores_NE / scores_NE.sum(dim=-1, keepdim=True)
-        if self.bias_balancing:
-            with torch.no_grad():
-                _, experts_NK = torch.topk(scores_NE + self.expert_bias_E, self.top_k, dim=-1)
-            weights_NK = scores_NE.gather(1, experts_NK)
-        else:
-            weights_NK, experts_NK = torch.topk(scores_NE, self.top_k, dim=-1)
+        with torch.no_grad():
+            selection_NE = scores_NE + self.expert_bias_E if self.bias_balancing else scores_NE
+            experts_NK = torch.topk(selection_NE, self.top_k, dim=-1).indices
+        weights_NK = scores_NE.gather(1, experts_NK)
         if self.renormalize:
             weights_NK = weights_NK / weights_NK.sum(dim=-1, keepdim=True)
         with torch.no_grad():
