@@ -2,7 +2,7 @@
 
 One run of `snakemake --profile profiles/local-slurm` is shared by the tests. While it runs, the harness
 waits until the first stage's training loop is stepping, then shortens that job's time limit
-(`scontrol update TimeLimit`): SLURM sends the profile's `--signal=USR1@60` to both ranks, the trainer
+(`scontrol update TimeLimit`): SLURM sends the profile's `--signal=USR1@150` to both ranks, the trainer
 saves its state and exits 75, and Snakemake's retry resubmits the job, which resumes. Shortening the
 limit once training runs, rather than submitting with a short limit, makes the signal land inside the
 loop on a fast or a slow machine alike. The run's final weights are then compared with an
@@ -30,8 +30,13 @@ from tessera.layout import RunLayout, checkpoint_steps
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.prefix) / "bin" / "snakemake")
 RUN_TIMEOUT_S = 40 * 60
-STEPS_BEFORE_PREEMPTION = 3
-"""Steps logged before the limit is shortened: the loop (and its signal handler) is surely running."""
+STEPS_BEFORE_PREEMPTION = 1
+"""Steps logged before the limit is shortened: the loop (and its signal handler) is running."""
+LOCAL_PROFILE = yaml.safe_load(
+    (REPO / "profiles" / "local-slurm" / "config.yaml").read_text(encoding="utf-8")
+)
+SIGNAL_LEAD_S = int(re.search(r"USR1@(\d+)", LOCAL_PROFILE["set-resources"]["train"]["slurm_extra"]).group(1))
+"""Seconds before the limit that SLURM sends USR1 to training (the profile's `--signal`)."""
 
 
 @dataclass
@@ -112,9 +117,10 @@ def _running_job(run_id: str, comment_prefix: str) -> tuple[str, int] | None:
 
 
 def _shorten_time_limit(job_id: str, elapsed_s: int) -> None:
-    """End the job at the next whole minute at least 20 s away; that is within the profile's USR1@60
-    window, so SLURM signals the ranks at its next time-limit check (about every 30 s)."""
-    limit_min = -(-(elapsed_s + 20) // 60)
+    """Set the limit 90-150 s ahead (whole minutes): inside the profile's USR1 window, so SLURM signals the
+    ranks at its next time-limit check (about every 30 s), leaving them a minute or more to save and exit."""
+    limit_min = -(-(elapsed_s + 90) // 60)
+    assert limit_min * 60 - elapsed_s < SIGNAL_LEAD_S
     subprocess.run(["scontrol", "update", f"JobId={job_id}", f"TimeLimit={limit_min}"], check=True)
 
 
