@@ -18,6 +18,10 @@ def _dry_run(repo_root: Path, workdir: Path, eval_section: dict) -> str:
     raw = yaml.safe_load((repo_root / "config.yaml").read_text())
     raw["run"]["results_dir"] = str(workdir / "results")
     raw["eval"] = eval_section
+    for source in raw["data"]["sources"]:  # the run happens in workdir; local sources stay where they are
+        path = source.get("path")
+        if path and "://" not in path:
+            source["path"] = str((repo_root / path).resolve())
     (workdir / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     result = subprocess.run(
         [str(SNAKEMAKE), "-s", str(repo_root / "Snakefile"), "-d", str(workdir), "-n",
