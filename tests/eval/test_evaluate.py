@@ -102,3 +102,27 @@ def test_context_longer_than_the_model_is_a_config_error(eval_run, published):
     eval_run.eval.context_length = 10_000
     with pytest.raises(ConfigError, match="eval.context_length: 10000 exceeds the model's max_seq_len"):
         evaluate_checkpoint(eval_run, layout.checkpoint(stage, step), layout.eval_result(stage, step))
+
+
+@pytest.mark.gpu
+def test_cuda_scores_match_cpu(eval_run, published, shared_data):
+    """On a GPU node: the same checkpoint scores the same on CUDA as on CPU, lm-eval included."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    layout = RunLayout(eval_run.out_dir)
+    stage, step = published(eval_run)[0]
+    eval_run.eval.tasks = ["tessera_xcopa_it"]
+    eval_run.eval.limit = 8
+    eval_run.eval.task_data_dir = shared_data / "eval"
+    results = {}
+    for device in ("cpu", "cuda"):
+        eval_run.eval.device = device
+        results[device] = evaluate_checkpoint(eval_run, layout.checkpoint(stage, step),
+                                              layout.eval_result(stage, step).with_suffix(f".{device}.json"))
+    assert results["cuda"]["device"].startswith("cuda")
+    for lang, cpu_scores in results["cpu"]["intrinsic"].items():
+        cuda_bpb = results["cuda"]["intrinsic"][lang]["bits_per_byte"]
+        assert cuda_bpb == pytest.approx(cpu_scores["bits_per_byte"], rel=1e-3)
+    assert results["cuda"]["tasks"]["tessera_xcopa_it"]["num_samples"] == 8
