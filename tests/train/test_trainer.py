@@ -209,3 +209,11 @@ def test_resume_with_another_model_or_tokenizer_is_refused(reference, tmp_path):
     proc = run_tessera(config, "train", "--stage", "s1", check=False)
     assert proc.returncode == 1
     assert "another tokenizer" in proc.stderr and "start a new run" in proc.stderr
+
+
+def test_activation_checkpointing_trains_the_same(reference, tmp_path):
+    """Recomputing each block in the backward pass changes memory, not the numbers."""
+    config, layout = make_mini_run(tmp_path)
+    shutil.copytree(reference.state_dir("s1"), layout.state_dir("s1"))
+    run_tessera(config, "--set", "train.activation_checkpointing=true", "train", "--stage", "s2")
+    torch.testing.assert_close(_losses(layout, "s2"), _losses(reference, "s2"), rtol=0, atol=1e-5)
