@@ -254,7 +254,8 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(cluster_run: 
     finals = {s.name: checkpoint_steps(s.steps, cfg.train.checkpoint_every)[-1] for s in cfg.train.stages}
     targets = [str(RunLayout(reference).checkpoint(stage, step)) for stage, step in finals.items()]
     result = subprocess.run(
-        _snakemake_args(reference_overlay, "--cores", "2", "--allowed-rules", "train", *targets),
+        # Targets after a one-value option: --configfile and --allowed-rules take every value up to the next.
+        _snakemake_args(reference_overlay, "--cores", "2", *targets, "--allowed-rules", "train"),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
