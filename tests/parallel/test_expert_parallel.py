@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch.multiprocessing as mp
-from ep_worker import check_rank
 
 from tessera.parallel.dist import free_port
+from tests.parallel.ep_worker import check_rank
 
 
 @pytest.mark.slow

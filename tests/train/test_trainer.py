@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from mini_run import REPO, TEST_ENV, make_mini_run, run_tessera, tessera_cmd
 from safetensors.torch import load_file
 
 from tessera.cli import EXIT_PREEMPTED
 from tessera.layout import RunLayout
 from tessera.parallel.dist import free_port
 from tessera.train.callbacks.loggers import read_metrics
+from tests.train.mini_run import REPO, TEST_ENV, make_mini_run, run_tessera, tessera_cmd
 
 pytestmark = pytest.mark.slow
 
