@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake
+# Rules call `tessera`, `torchrun` and friends by name: the venv's bin must come first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test lint dag report bench clean install
 

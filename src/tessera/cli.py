@@ -9,6 +9,7 @@ With --energy-out, the verb runs inside an energy meter that appends its record 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -175,6 +176,8 @@ _CONFIG_FREE = {"export-hf", "import-hf"}
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Progress of long verbs (tokenizer rounds, evaluation) goes to the job's log through `logging`.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         cfg = None
         if args.verb not in _CONFIG_FREE or args.config:
