@@ -42,7 +42,8 @@ def machine() -> str:
 def update_section(name: str, markdown: str) -> None:
     """Replace (or append) the section `name` of bench/RESULTS.md."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section is rewritten by its benchmark.\n"
+    header = "# Benchmark results\n\nEach section is rewritten by its benchmark.\n"
+    text = RESULTS.read_text() if RESULTS.exists() else header
     block = f"{start}\n{markdown.rstrip()}\n{end}"
     if start in text and end in text:
         before, rest = text.split(start, 1)

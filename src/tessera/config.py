@@ -64,7 +64,8 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         item_types = args if args and args[-1] is not Ellipsis else (args[0],) * len(value)
         if len(item_types) != len(value):
             raise ConfigError(f"{key}: expected {len(item_types)} values, got {len(value)}")
-        return tuple(_convert(t, v, f"{key}[{i}]") for i, (t, v) in enumerate(zip(item_types, value)))
+        pairs = enumerate(zip(item_types, value, strict=True))
+        return tuple(_convert(t, v, f"{key}[{i}]") for i, (t, v) in pairs)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
@@ -187,7 +188,9 @@ class SiteConfig:
         if self.pue < 1.0:
             raise ConfigError(f"{where}.pue: {self.pue} is below 1.0; a PUE is facility/IT energy, >= 1")
         if len(self.country) != 3 or not self.country.isupper():
-            raise ConfigError(f"{where}.country: {self.country!r} must be an ISO 3166-1 alpha-3 code like ITA")
+            raise ConfigError(
+                f"{where}.country: {self.country!r} must be an ISO 3166-1 alpha-3 code like ITA"
+            )
 
 
 def _section_types() -> dict[str, type]:
@@ -254,7 +257,9 @@ def from_mapping(raw: dict, source: Path | None = None) -> RunConfig:
     allowed = ["run", "site", *sections]
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        raise ConfigError(
+            f"{where}: unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+        )
     if "run" not in raw:
         raise ConfigError(f"{where}: required key 'run' is missing")
     built = {

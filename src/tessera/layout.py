@@ -4,7 +4,7 @@
       data/<lang>/<split>.jsonl.zst, data/manifest.json
       tokenizer/tokenizer.json, tokenizer_config.json
       tokens/<lang>/<split>.bin|.idx|.json
-      train/<stage>/step-<NNNNNN>/    published checkpoints (safetensors, config.json, tokenizer, metrics.jsonl)
+      train/<stage>/step-<NNNNNN>/    published checkpoints (safetensors, tessera.json, tokenizer, metrics)
       state/<stage>/                  resumable engine state: not a Snakemake output, survives failed jobs
       eval/<stage>/step-<NNNNNN>.json
       energy/<job>.jsonl              one energy log per job (see tessera.energy)
