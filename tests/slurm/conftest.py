@@ -5,15 +5,10 @@ TESSERA_SLURM_TESTS=1 and runs `pytest -m slurm tests/slurm`, then stops the clu
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import pytest
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "tests/slurm/" in str(item.fspath).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.slurm)
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +16,8 @@ def local_slurm() -> None:
     """Skip unless asked for; fail (not skip) when asked for but the cluster is down."""
     if os.environ.get("TESSERA_SLURM_TESTS") != "1":
         pytest.skip("set TESSERA_SLURM_TESTS=1 after `scripts/local-slurm.sh start` to run the SLURM tests")
+    if shutil.which("scontrol") is None:
+        pytest.fail("SLURM client tools missing: `scripts/local-slurm.sh start` installs them")
     ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
     if ping.returncode != 0 or "UP" not in ping.stdout:
         pytest.fail(

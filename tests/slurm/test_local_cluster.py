@@ -27,6 +27,8 @@ import yaml
 from tessera.cli import load_config
 from tessera.layout import RunLayout, checkpoint_steps
 
+pytestmark = pytest.mark.slurm
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.prefix) / "bin" / "snakemake")
 RUN_TIMEOUT_S = 40 * 60
