@@ -13,27 +13,21 @@ Every layer routes with the same weights (copied from tessera's layer), so all s
 
 from __future__ import annotations
 
+import argparse
 import os
+import statistics
 import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-# bench/ may hold scripts named like standard modules (tokenize.py): keep it off the import path,
-# before any import that could pull the standard one in (dataclasses -> inspect -> tokenize).
-_BENCH = os.path.dirname(os.path.realpath(__file__))
-sys.path = [p for p in sys.path if os.path.realpath(p or ".") != _BENCH]
+import torch
+from torch import nn
 
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-BENCH = Path(_BENCH)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import machine, update_section  # noqa: E402
 
 from tessera.model.config import MoEConfig  # noqa: E402
 from tessera.model.layers import SwiGLU  # noqa: E402
@@ -63,13 +57,6 @@ SHAPES = {
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 DENSE = "dense SwiGLU of the same active size"
 TESSERA = "tessera MoE (grouped_mm)"
-
-
-def _results_module():
-    spec = importlib.util.spec_from_file_location("bench_results", BENCH / "_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def keep_freed_memory_in_process() -> bool:
@@ -317,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     report = (
         f"Forward+backward of one MoE layer, {clock_name} relative to a dense SwiGLU of the same "
         f"active size (hidden = top_k x expert hidden), median of {args.rounds} interleaved rounds; "
-        f"in parentheses tokens/s.\nMachine: {_results_module().machine()}; "
+        f"in parentheses tokens/s.\nMachine: {machine()}; "
         f"{torch.get_num_threads()} threads; {malloc_note}; load average {os.getloadavg()[0]:.1f} "
         f"at the end.\n\n" + "\n\n".join(sections)
     )
@@ -325,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_record:
         section = args.section or ("moe_layer" if device.type == "cpu" else f"moe_layer_{device.type}")
         title = f"## MoE layer (bench/moe_layer.py {' '.join(argv if argv is not None else sys.argv[1:])})"
-        _results_module().update_section(section, f"{title}\n\n{report}")
+        update_section(section, f"{title}\n\n{report}")
 
 
 if __name__ == "__main__":
