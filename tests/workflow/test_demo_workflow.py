@@ -23,8 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def _snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--configfile", str(workdir / "config.yaml"), *args]
+    # Targets and flags first: anything after --configfile would be read as another config file.
+    cmd = [str(SNAKEMAKE), *args, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           "--configfile", str(workdir / "config.yaml")]
     # Rules call `tessera` by name, as `make run` does with the venv first on PATH.
     env = dict(os.environ, PYTHONUNBUFFERED="1", PATH=f"{SNAKEMAKE.parent}{os.pathsep}{os.environ['PATH']}")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
