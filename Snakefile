@@ -2,6 +2,8 @@
 # Rules are thin: inputs, outputs, resources and one `tessera` call. See docs/architecture.md.
 from snakemake.utils import min_version, validate
 
+from tessera.submission import check_slurm_account
+
 min_version("9.0")
 
 
@@ -22,6 +24,10 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/release.smk"
+
+
+onstart:
+    check_slurm_account(workflow.dag.needrun_jobs())
 
 
 rule all:

@@ -1,4 +1,4 @@
-# Shared by every rule file: the validated config, the output layout and the `tessera` command line.
+# Shared by every .smk file, the validated config, the output layout and the `tessera` command line.
 from pathlib import Path
 
 from tessera.config import from_mapping
@@ -56,16 +56,21 @@ def previous_checkpoint(wildcards):
     return [final_checkpoint(STAGES[position - 1])] if position > 0 else []
 
 
-onstart:
-    # A SLURM profile takes the account from an environment variable ($TESSERA_ACCOUNT); Snakemake
-    # leaves an unset variable as the literal "$NAME", which sbatch would reject job by job. Stop
-    # before the first submission instead, naming the variable (dry runs skip onstart and show it).
-    from snakemake.exceptions import WorkflowError
+def all_checkpoints():
+    return [(stage, step) for stage in STAGES for step in stage_checkpoints(stage)]
 
-    for job in workflow.dag.needrun_jobs():
-        account = str(job.resources.get("slurm_account", ""))
-        if "$" in account:
-            raise WorkflowError(
-                f"SLURM account {account!r} (slurm_account in the profile) is an unset environment "
-                f"variable: export {account.strip('${}')}=<your project account> and rerun"
-            )
+
+def energy_logs():
+    """The energy log of every compute job in the DAG, from each rule's own `output.energy` pattern."""
+    checkpoints = all_checkpoints()
+    stages = [stage for stage, _ in checkpoints]
+    steps = [f"{step:06d}" for _, step in checkpoints]
+    return [
+        rules.prepare_data.output.energy,
+        rules.train_tokenizer.output.energy,
+        rules.tokenizer_report.output.energy,
+        *expand(rules.tokenize.output.energy, lang=LANGUAGES, split=SPLITS),
+        *expand(rules.train.output.energy, zip, stage=stages, step=steps),
+        *expand(rules.evaluate.output.energy, zip, stage=stages, step=steps),
+        rules.eval_report.output.energy,
+    ]

@@ -23,7 +23,7 @@ rule fetch_source:
         # Only hub sources are fetched; "(?!)" matches nothing when there are none.
         source="|".join(re.escape(name) for name in HF_SOURCES) or "(?!)",
     conda:
-        "../envs/tessera.yaml"
+        "../envs/data.yaml"
     shell:
         "{params.tessera} data fetch --source {wildcards.source} > {log} 2>&1"
 
@@ -49,6 +49,6 @@ rule prepare_data:
         runtime=60,
         mem_mb=8000,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/data.yaml"
     shell:
         "{params.tessera} --energy-out {output.energy} data prepare --workers {threads} > {log} 2>&1"

@@ -4,22 +4,6 @@
 # and metrics.jsonl are read from disk, not declared (each is written by the job whose log is an input).
 
 
-def energy_logs():
-    """The energy log of every compute job in the DAG, from each rule's own `output.energy` pattern."""
-    checkpoints = all_checkpoints()
-    stages = [stage for stage, _ in checkpoints]
-    steps = [f"{step:06d}" for _, step in checkpoints]
-    return [
-        rules.prepare_data.output.energy,
-        rules.train_tokenizer.output.energy,
-        rules.tokenizer_report.output.energy,
-        *expand(rules.tokenize.output.energy, lang=LANGUAGES, split=SPLITS),
-        *expand(rules.train.output.energy, zip, stage=stages, step=steps),
-        *expand(rules.evaluate.output.energy, zip, stage=stages, step=steps),
-        rules.eval_report.output.energy,
-    ]
-
-
 rule energy_report:
     input:
         logs=energy_logs(),
@@ -39,6 +23,6 @@ rule energy_report:
         runtime=10,
         mem_mb=2000,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/report.yaml"
     shell:
         "{params.tessera} energy report > {log} 2>&1"

@@ -9,10 +9,6 @@ UPSTREAM_TASKS = upstream_tasks(CFG.eval.tasks)
 EVAL_DATASETS_STAMP = str(hf_home(CFG) / "tessera-eval-datasets.json")
 
 
-def all_checkpoints():
-    return [(stage, step) for stage in STAGES for step in stage_checkpoints(stage)]
-
-
 if UPSTREAM_TASKS:
 
     # Compute nodes have no internet: the hub datasets of upstream lm-eval tasks are cached here first.
@@ -24,10 +20,12 @@ if UPSTREAM_TASKS:
             stamp=EVAL_DATASETS_STAMP,
         log:
             log_file("cache_eval_datasets"),
+        params:
+            tessera=TESSERA,
         conda:
-            "../envs/tessera.yaml"
+            "../envs/eval.yaml"
         shell:
-            "{TESSERA} eval cache-datasets --stamp {output.stamp} > {log} 2>&1"
+            "{params.tessera} eval cache-datasets --stamp {output.stamp} > {log} 2>&1"
 
 
 rule evaluate:
@@ -49,10 +47,12 @@ rule evaluate:
         runtime=60,
         mem_mb=8000,
         gpu=1,
+    params:
+        tessera=TESSERA,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/eval.yaml"
     shell:
-        "{TESSERA} --energy-out {output.energy} eval checkpoint --checkpoint {input.checkpoint}"
+        "{params.tessera} --energy-out {output.energy} eval checkpoint --checkpoint {input.checkpoint}"
         " --out {output.result} > {log} 2>&1"
 
 
@@ -69,10 +69,14 @@ rule eval_report:
         energy=energy_log("eval_report"),
     log:
         log_file("eval_report"),
+    benchmark:
+        benchmark_file("eval_report")
     resources:
         runtime=10,
         mem_mb=2000,
+    params:
+        tessera=TESSERA,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/report.yaml"
     shell:
-        "{TESSERA} --energy-out {output.energy} eval report > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy} eval report > {log} 2>&1"

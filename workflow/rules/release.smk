@@ -21,6 +21,6 @@ rule release:
         runtime=20,
         mem_mb=8000,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/release.yaml"
     shell:
         "{params.tessera} release > {log} 2>&1"

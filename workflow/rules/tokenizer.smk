@@ -19,10 +19,12 @@ rule train_tokenizer:
     resources:
         runtime=60,
         mem_mb=16000,
+    params:
+        tessera=TESSERA,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/tokenizer.yaml"
     shell:
-        "{TESSERA} --energy-out {output.energy} tokenizer train > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy} tokenizer train > {log} 2>&1"
 
 
 rule tokenizer_report:
@@ -42,10 +44,12 @@ rule tokenizer_report:
     resources:
         runtime=20,
         mem_mb=4000,
+    params:
+        tessera=TESSERA,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/tokenizer.yaml"
     shell:
-        "{TESSERA} --energy-out {output.energy} tokenizer report > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy} tokenizer report > {log} 2>&1"
 
 
 rule tokenize:
@@ -65,8 +69,10 @@ rule tokenize:
     resources:
         runtime=60,
         mem_mb=4000,
+    params:
+        tessera=TESSERA,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/tokenizer.yaml"
     shell:
-        "{TESSERA} --energy-out {output.energy} tokenize --language {wildcards.lang}"
+        "{params.tessera} --energy-out {output.energy} tokenize --language {wildcards.lang}"
         " --split {wildcards.split} --threads {threads} > {log} 2>&1"

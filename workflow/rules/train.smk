@@ -27,7 +27,7 @@ rule train:
     params:
         tessera_args=TESSERA_ARGS,
     conda:
-        "../envs/tessera.yaml"
+        "../envs/train.yaml"
     shell:
         "{resources.mpi} $(which tessera) {params.tessera_args} --energy-out {output.energy}"
         " train --stage {wildcards.stage} --until-step {wildcards.step} > {log} 2>&1"
