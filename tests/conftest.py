@@ -3,12 +3,18 @@ and in CI, absent on a user's fresh clone, where tests that need it skip with a 
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Workflow tests run Snakemake, whose rules call `tessera` and `torchrun` by name: put this
+# interpreter's bin first on PATH, as `make run` does, whether or not the venv is activated.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 @pytest.fixture(scope="session")
