@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tessera.energy.meter import EnergyReading
 from tessera.model.moe import MoEOutput
 from tessera.train.callbacks import (
+    EnergyCallback,
     JsonlLogger,
     MoEStatsCallback,
     ProgressPrinter,
@@ -52,6 +54,30 @@ def test_throughput_and_mfu():
     record = _record(1)
     ThroughputCallback(1e9, None, 1).on_step_end(record)  # CPU: no peak, no MFU
     assert record.metrics["mfu"] is None
+
+
+class _ScriptedMeter:
+    """This rank's cumulative readings, one per read()."""
+
+    def __init__(self, totals_j: list[float]) -> None:
+        self.readings = iter(EnergyReading(time_s=i, gpu_j=0.0, cpu_j=t, mem_j=0.0, total_j=t)
+                             for i, t in enumerate(totals_j))
+
+    def read(self) -> EnergyReading:
+        return next(self.readings)
+
+
+def test_step_energy_is_summed_over_ranks_and_divided_by_the_whole_step():
+    # This rank used 3 J in the step; the other rank (seen through the all-reduce) used 5 J.
+    other_rank_j = 5.0
+    callback = EnergyCallback(_ScriptedMeter([10.0, 13.0]),
+                              sum_over_ranks=lambda values: [values[0] + other_rank_j, values[1]])
+    callback.on_start("s", 0, 10)
+    record = _record(1)  # 100 tokens in the step, over both ranks
+    callback.on_step_end(record)
+    assert record.metrics["energy_j"] == pytest.approx(8.0)
+    assert record.metrics["energy_j_per_token"] == pytest.approx(0.08)
+    assert record.metrics["tokens_per_kwh"] == pytest.approx(100 * 3.6e6 / 8.0)
 
 
 def test_moe_statistics_over_layers():

@@ -156,12 +156,9 @@ def training_flops(cfg: RunConfig, layout: RunLayout) -> list[StageFlops]:
 
 
 def per_step_energy(metrics: list[dict], cfg: RunConfig) -> list[dict]:
-    """J per token of each logged step. The trainer's lines are rank 0's: `energy_j` is its share (its
-    GPUs, and its node's CPU and memory) and `energy_j_per_token` that share over its share of the
-    step's tokens. Rank 0 carries its node's CPU and memory alone, so on a multi-rank job the figure
-    overstates their part (a GPU job's J/token is dominated by the GPUs, which every rank has alike);
-    the per-job points of the plot are exact. A line without `energy_j_per_token` (one process) gives
-    energy_j over the step's tokens."""
+    """J per token of each logged step. The trainer sums each step's energy over all ranks before it
+    logs, so `energy_j` is the whole job's and `energy_j_per_token` is over the whole step's tokens.
+    A line without `energy_j_per_token` gives energy_j over the step's tokens."""
     tokens_per_step = {s.name: s.tokens_per_step for s in cfg.train.stages}
     offsets = _stage_offsets(cfg)
     out = []

@@ -212,6 +212,11 @@ class Segment:
         self.engine.train()
         self.callbacks = self._callbacks(cfg, meter, train_flops_per_token(self.model_cfg, stage.seq_len))
 
+    def _sum_over_ranks(self, values: list[float]) -> list[float]:
+        summed = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(summed)
+        return summed.tolist()
+
     def _callbacks(self, cfg: RunConfig, meter, flops_per_token: float) -> list[Callback]:
         peak = None
         if cfg.site.gpu_type and self.device.type == "cuda":
@@ -220,7 +225,7 @@ class Segment:
             ThroughputCallback(flops_per_token, peak, self.env.world_size), MoEStatsCallback(),
         ]
         if meter is not None:
-            callbacks.append(EnergyCallback(meter, 1.0 / self.env.world_size))
+            callbacks.append(EnergyCallback(meter, self._sum_over_ranks if self.env.world_size > 1 else None))
         if self.env.is_main:  # one log per stage: rank 0 writes it
             callbacks.append(JsonlLogger(self.state_dir / METRICS_FILE))
             if self.tcfg.tensorboard:
