@@ -2,7 +2,9 @@
 # The GPU check, in one go, on a machine with one NVIDIA GPU (issue 4 / 10):
 #   1. the model tests on CUDA (TESSERA_TEST_DEVICE=cuda; tests marked gpu run too),
 #   2. bench/moe_layer.py on CUDA in bf16 (tessera's MoE layer vs dense and peers),
-#   3. bench/mfu_step.py: training steps of the cluster preset with layers cut to fit one card -> MFU.
+#   3. bench/mfu_step.py: training steps of the cluster preset with layers cut to fit one card -> MFU,
+#   4. bench/energy_meter.py --gpu-check: NVML's energy counter around a bf16 run vs its sampled power
+#      integrated (issue 7; needs nvidia-ml-py, which the device image has).
 # Tables go to bench/RESULTS.md (sections moe_layer, gpu_mfu); logs and a copy of RESULTS.md to $OUT
 # (the device runner's output folder) or a temporary folder.
 # Needs torch, transformers, tokenizers, safetensors, pyyaml, pytest; not deepspeed/snakemake/codecarbon
@@ -40,6 +42,9 @@ python -c "import pytest" 2>/dev/null || echo "pytest is not installed: the mode
 run model_tests 150 python -m pytest -q -p no:cacheprovider -m "not slurm" tests/model
 run moe_layer 240 python bench/moe_layer.py --device "$DEVICE" --dtype bf16 --shapes all ${MOE_ARGS:-}
 run mfu_step 150 python bench/mfu_step.py --device "$DEVICE" ${MFU_ARGS:-}
+if [ "$DEVICE" = cuda ]; then
+    run energy_counter 120 python bench/energy_meter.py --gpu-check --seconds "${ENERGY_SECONDS:-60}"
+fi
 
 cp bench/RESULTS.md "$LOGS/RESULTS.md" 2>/dev/null || true
 echo "logs: $LOGS"
