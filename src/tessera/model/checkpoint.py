@@ -29,6 +29,7 @@ from tessera.model.transformer import Transformer
 __all__ = [
     "save_checkpoint",
     "load_checkpoint",
+    "model_from_state",
     "read_checkpoint_meta",
     "is_tokenizer_file",
     "WEIGHTS_FILE",
@@ -111,19 +112,29 @@ def load_checkpoint(
         raise CheckpointError(
             f"{directory}: {WEIGHTS_FILE} cannot be read ({err}); the file is truncated or corrupt"
         ) from None
-    # Build without allocating or initialising (a 7B model would spend minutes in init), then adopt the
-    # loaded tensors. Non-persistent buffers are not in the file: the rotary tables are derived from the
-    # config and rebuilt; the others are accumulators that start at zero (the router's load count since
-    # the last bias update). tests/model/test_checkpoint.py checks both against a freshly built model.
+    mismatch = f"{weights_path}: does not match its {META_FILE} model config"
+    return model_from_state(cfg, state, device, mismatch), meta
+
+
+def model_from_state(
+    cfg: ModelConfig, state: dict[str, torch.Tensor], device: str | torch.device, mismatch: str
+) -> Transformer:
+    """A Transformer that adopts `state`'s tensors; `mismatch` starts the error when they don't fit.
+
+    Built without allocating or initialising (a 7B model would spend minutes in init). Non-persistent
+    buffers are not in a state dict: the rotary tables are derived from the config and rebuilt; the
+    others are accumulators that start at zero (the router's load count since the last bias update).
+    tests/model/test_checkpoint.py checks both against a freshly built model.
+    """
     with torch.device("meta"):
         model = Transformer(cfg)
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as err:
-        raise CheckpointError(f"{weights_path}: does not match its {META_FILE} model config: {err}") from None
+        raise CheckpointError(f"{mismatch}: {err}") from None
     model.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta).to(device)
     for module in model.modules():
         for name, buffer in module.named_buffers(recurse=False):
             if buffer.is_meta:
                 module.register_buffer(name, torch.zeros_like(buffer, device=device), persistent=False)
-    return model, meta
+    return model

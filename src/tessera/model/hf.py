@@ -35,12 +35,11 @@ from tessera.io import atomic_dir, write_json
 from tessera.model.checkpoint import (
     WEIGHTS_FILE,
     is_tokenizer_file,
+    model_from_state,
     read_checkpoint_meta,
     save_checkpoint,
 )
 from tessera.model.config import ModelConfig
-from tessera.model.layers import RotaryEmbedding
-from tessera.model.transformer import Transformer
 
 __all__ = ["export_hf", "import_hf", "hf_config", "to_hf_state_dict", "from_hf_state_dict"]
 
@@ -326,12 +325,6 @@ def import_hf(hf_dir: str | Path, out_dir: str | Path) -> Path:
     state = from_hf_state_dict(_read_hf_weights(hf_dir), cfg.moe.num_experts)
     if cfg.tie_embeddings:
         state.pop("lm_head.weight", None)  # some exports store the tied matrix twice
-    with torch.device("meta"):
-        model = Transformer(cfg)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{hf_dir}: the weights do not match its config.json: {err}") from None
-    model.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
+    model = model_from_state(cfg, state, "cpu", f"{hf_dir}: the weights do not match its config.json")
     meta = {"stage": "import", "step": 0, "tokens_seen": 0, "imported_from": str(hf_dir)}
     return save_checkpoint(out_dir, model, meta, tokenizer_dir=hf_dir)
