@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _results import machine, update_section  # noqa: E402
 
-from tessera.cli import load_config  # noqa: E402
+from tessera.config import load  # noqa: E402
 from tessera.data.tokens import write_token_file  # noqa: E402
 from tessera.energy.meter import EnergyMeter  # noqa: E402
 from tessera.layout import RunLayout  # noqa: E402
@@ -67,7 +67,7 @@ def _segment(tmp: Path, overrides: dict, seq_len: int, micro: int) -> tuple[Segm
                   "stages": [{"name": "bench", "steps": 10**6, "seq_len": seq_len, "batch_size": micro,
                               "mixture": {"ita": 1.0}, "lr": {"peak": 1e-3}}]},
     }))
-    cfg = load_config([REPO / "config.yaml", config], [])
+    cfg = load([REPO / "config.yaml", config], [])
     meter = EnergyMeter(cfg.energy, cfg.site).start()
     segment = Segment(cfg, cfg.train.stage("bench"), 10**6, meter)
     segment.restore()

@@ -14,43 +14,13 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-import yaml
+from tessera.config import RunConfig, load
+from tessera.errors import PreemptedError, TesseraError
 
-from tessera.config import RunConfig, apply_overrides, from_mapping
-from tessera.errors import ConfigError, PreemptedError, TesseraError
-
-__all__ = ["main", "load_config", "EXIT_PREEMPTED"]
+__all__ = ["main", "EXIT_PREEMPTED"]
 
 EXIT_PREEMPTED = 75
 """Exit code after a signal-triggered save (EX_TEMPFAIL): Snakemake's retry resubmits and training resumes."""
-
-
-def _deep_merge(base: dict, other: dict) -> dict:
-    merged = dict(base)
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_config(paths: list[Path], overrides: list[str]) -> RunConfig:
-    raw: dict = {}
-    for path in paths:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        raw = _deep_merge(raw, data)
-    raw = apply_overrides(raw, overrides)
-    where = paths[-1] if paths else None
-    try:
-        return from_mapping(raw, where)
-    except ConfigError as err:
-        raise ConfigError(f"{' + '.join(map(str, paths))}: {err}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -181,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = None
         if args.verb not in _CONFIG_FREE or args.config:
-            cfg = load_config(args.config or [Path("config.yaml")], args.overrides)
+            cfg = load(args.config or [Path("config.yaml")], args.overrides)
         meter_ctx = nullcontext(None)
         if args.energy_out is not None:
             from tessera.energy.meter import EnergyMeter

@@ -273,17 +273,31 @@ def from_mapping(raw: dict, source: Path | None = None) -> RunConfig:
     return cfg
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config file, apply dotted overrides, and validate it into a RunConfig."""
-    path = Path(path)
+def _deep_merge(base: dict, other: dict) -> dict:
+    merged = dict(base)
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load(paths: str | Path | list[Path], overrides: list[str] | None = None) -> RunConfig:
+    """Read YAML config file(s), deep-merged in order (as Snakemake merges --configfile), apply dotted
+    overrides, and validate the result into a RunConfig."""
+    paths = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
+    raw: dict = {}
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raw = _deep_merge(raw, data)
+    raw = apply_overrides(raw, overrides or [])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    raw = apply_overrides(raw or {}, overrides or [])
-    try:
-        return from_mapping(raw, path)
+        return from_mapping(raw, paths[-1] if paths else None)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{' + '.join(map(str, paths))}: {err}") from None

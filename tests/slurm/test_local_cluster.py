@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tessera.cli import load_config
+from tessera.config import load
 from tessera.layout import RunLayout, checkpoint_steps
 
 pytestmark = pytest.mark.slurm
@@ -75,7 +75,7 @@ def _overlay(path: Path, results_dir: Path) -> Path:
     stages[0].pop("tokens", None)
     overlay = {"run": {"name": "slurm-ci", "results_dir": str(results_dir)}, "train": {"stages": stages}}
     path.write_text(yaml.safe_dump(overlay))
-    cfg = load_config([REPO / "config.yaml", path], [])
+    cfg = load([REPO / "config.yaml", path], [])
     overlay["train"]["checkpoint_every"] = max(
         checkpoint_steps(s.steps, cfg.train.checkpoint_every)[-1] for s in cfg.train.stages
     )
@@ -171,7 +171,7 @@ def _failure(message: str, out: Path, log: Path) -> str:
 def cluster_run(local_slurm, tmp_path_factory) -> ClusterRun:
     tmp = tmp_path_factory.mktemp("slurm-run")
     overlay = _overlay(tmp / "overlay.yaml", tmp / "results")
-    cfg = load_config([REPO / "config.yaml", overlay], [])
+    cfg = load([REPO / "config.yaml", overlay], [])
     out = cfg.out_dir
     stages = [s.name for s in cfg.train.stages]
     planned = _planned_jobs(overlay)
@@ -266,10 +266,10 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(cluster_run: 
     raw = yaml.safe_load(cluster_run.overlay.read_text())
     raw["run"]["results_dir"] = str(tmp_path / "results")
     reference_overlay.write_text(yaml.safe_dump(raw))
-    reference = load_config([REPO / "config.yaml", reference_overlay], []).out_dir
+    reference = load([REPO / "config.yaml", reference_overlay], []).out_dir
     for folder in ("tokens", "tokenizer"):
         shutil.copytree(cluster_run.out / folder, reference / folder)
-    cfg = load_config([REPO / "config.yaml", reference_overlay], [])
+    cfg = load([REPO / "config.yaml", reference_overlay], [])
     finals = {s.name: checkpoint_steps(s.steps, cfg.train.checkpoint_every)[-1] for s in cfg.train.stages}
     targets = [str(RunLayout(reference).checkpoint(stage, step)) for stage, step in finals.items()]
     result = subprocess.run(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tessera.cli import load_config
+from tessera.config import load
 from tessera.layout import checkpoint_steps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def _check_run(tmp_path: Path) -> tuple[Path, str]:
     """A config overlay that sends outputs to tmp_path, and the first training segment's target."""
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(yaml.safe_dump({"run": {"name": "profile-check", "results_dir": str(tmp_path)}}))
-    cfg = load_config([REPO / "config.yaml", overlay], [])
+    cfg = load([REPO / "config.yaml", overlay], [])
     stage = cfg.train.stages[0]
     first_step = checkpoint_steps(stage.steps, cfg.train.checkpoint_every)[0]
     out = cfg.out_dir
@@ -244,7 +244,7 @@ def test_make_dag_renders_the_rule_graph(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("site", sorted(SITES))
 def test_site_preset_layers_over_the_demo_config(site: str) -> None:
-    cfg = load_config([REPO / "config.yaml", REPO / "configs" / f"{site}.yaml"], [])
+    cfg = load([REPO / "config.yaml", REPO / "configs" / f"{site}.yaml"], [])
     assert cfg.site.name.startswith(site[:5]) and cfg.site.pue >= 1.0
     assert cfg.site.gpu_type in cfg.energy.gpu_types
     assert cfg.train.precision == "bf16"
@@ -273,7 +273,7 @@ def test_hub_downloads_run_on_the_login_node(tmp_path: Path) -> None:
     }
     raw["data"] = {"sources": [*demo["data"]["sources"], hub_source]}
     overlay.write_text(yaml.safe_dump(raw))
-    cfg = load_config([REPO / "config.yaml", overlay], [])
+    cfg = load([REPO / "config.yaml", overlay], [])
     target = (
         cfg.data.cache_dir / hub_source["name"]
         if cfg.data.cache_dir
