@@ -156,3 +156,27 @@ def test_missing_file_fails_before_anything_is_written(make_config, bible_source
     with pytest.raises(DataError, match="source gone: file .*gone.txt does not exist"):
         prepare_data(cfg)
     assert not cfg.out_dir.exists() or not any(cfg.out_dir.rglob("*.zst"))
+
+
+@pytest.mark.parametrize("cut", ["inside the last line", "before the frame's end"])
+def test_a_truncated_shard_is_named(tmp_path, cut):
+    from tessera.data.shards import ShardWriter, record
+
+    shard = tmp_path / "train.jsonl.zst"
+    with ShardWriter(shard, level=3) as writer:
+        for i in range(3):
+            writer.write(record(f"d{i}", "src", "ita", None, f"testo numero {i}"))
+    assert [d["id"] for d in read_shard(shard)] == ["d0", "d1", "d2"]
+    data = shard.read_bytes()
+    # The last 4 bytes are the frame's checksum: dropping them leaves every line but an unfinished frame.
+    shard.write_bytes(data[: len(data) // 2] if cut == "inside the last line" else data[:-4])
+    with pytest.raises(DataError, match=r"train\.jsonl\.zst: truncated .*tessera data prepare"):
+        list(read_shard(shard))
+
+
+def test_an_empty_shard_reads_as_no_documents(tmp_path):
+    from tessera.data.shards import ShardWriter
+
+    shard = tmp_path / "empty.jsonl.zst"
+    ShardWriter(shard, level=3).close()
+    assert list(read_shard(shard)) == []

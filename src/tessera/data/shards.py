@@ -6,13 +6,15 @@ fixed order, so the same documents give byte-identical files.
 
 from __future__ import annotations
 
-import io
+import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import zstandard
+
+from tessera.errors import DataError
 
 __all__ = ["ShardWriter", "read_shard", "record"]
 
@@ -50,10 +52,26 @@ class ShardWriter:
         self.close()
 
 
+READ_CHUNK = 1 << 20
+"""Compressed bytes read at a time."""
+
+
 def read_shard(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The documents of one shard, in file order."""
-    with open(path, "rb") as f:
-        reader = zstandard.ZstdDecompressor().stream_reader(f)
-        for line in io.TextIOWrapper(reader, encoding="utf-8"):
-            if line.strip():
-                yield json.loads(line)
+    """The documents of one shard, in file order. A damaged file, or one cut short (its zstd frame never
+    ends: a stream reader would stop quietly at the cut), raises a DataError naming it."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    remedy = "rerun the data stage (`tessera data prepare`, or delete the file and let Snakemake rebuild it)"
+    pending = ""
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(READ_CHUNK):
+                *lines, pending = (pending + decoder.decode(decompressor.decompress(chunk))).split("\n")
+                yield from (json.loads(line) for line in lines if line.strip())
+        if not decompressor.eof:
+            raise DataError(f"{path}: truncated (its zstd frame does not end); {remedy}")
+        pending += decoder.decode(b"", final=True)
+        if pending.strip():
+            yield json.loads(pending)
+    except (zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: unreadable ({type(err).__name__}: {err}); {remedy}") from None

@@ -9,7 +9,6 @@ in document order, so it is the same for any thread count.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -18,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import zstandard
 from tokenizers import Tokenizer
 
 from tessera.config import RunConfig
@@ -153,8 +151,10 @@ def tokenize_split(cfg: RunConfig, language: str, split: str, num_threads: int |
             for documents, num_bytes in encode_documents(tokenizer, texts):
                 writer.add_documents(documents)
                 writer.num_bytes += num_bytes
-    except (json.JSONDecodeError, zstandard.ZstdError, UnicodeDecodeError, KeyError) as err:
-        raise DataError(f"{shard}: unreadable ({type(err).__name__}: {err}); rerun the data stage") from None
+    except KeyError as err:  # read_shard names a damaged file itself
+        raise DataError(
+            f"{shard}: a document without {err} (not a data-stage shard); rerun the data stage"
+        ) from None
     log.info(
         "%s: %d documents, %d tokens (%d threads)",
         suffixed(stem, ".bin"),
