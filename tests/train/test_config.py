@@ -41,7 +41,7 @@ def test_tokens_round_up_to_whole_steps():
         ({"stages": []}, "at least one stage"),
         ({"stages": [_stage(batch_size=6)], "micro_batch_size": 4}, "batch_size: 6 is not a multiple"),
         ({"stages": [_stage(lr={"warmup_steps": 8, "decay_steps": 5})]}, "exceed the stage's 10 steps"),
-        ({"stages": [_stage()], "zero_stage": 3}, "allowed values: 1, 2"),
+        ({"stages": [_stage()], "zero_stage": 3}, "allowed values: 0, 1, 2"),
         ({"stages": [_stage(mixture={})]}, "mixture"),
     ],
 )

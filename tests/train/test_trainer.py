@@ -1,8 +1,9 @@
 """Training end to end through `tessera train`, in subprocesses (each one a real launch):
 
 - one rank, stage s1 then s2: the reference every other run is compared with;
-- two ranks (gloo, launched as srun would: SLURM variables only) under ZeRO-2 with expert parallel size
-  2: the loss falls and the weights match the one-rank run of the same global batches;
+- two ranks (gloo, launched as srun would: SLURM variables only) under ZeRO-2, and under stage 0, with
+  expert parallel size 2: the loss falls and the weights match the one-rank run of the same global
+  batches;
 - SIGUSR1 (state saved, exit 75, rerun resumes), then SIGKILL at a random step and a rerun: weights and
   loss curve bitwise identical to the reference;
 - non-finite losses: skipped updates, counted, K in a row stop with the last good checkpoint named;
@@ -118,8 +119,11 @@ def _srun_like(config: Path, *args: str, ntasks: int, logs: Path) -> list[subpro
     return ranks
 
 
-def test_two_ranks_zero2_expert_parallel_match_one_rank(reference, tmp_path):
-    config, layout = make_mini_run(tmp_path, expert_parallel_size=2)
+@pytest.mark.parametrize("zero_stage", [2, 0])
+def test_two_ranks_expert_parallel_match_one_rank(reference, tmp_path, zero_stage):
+    """ZeRO-2 (DeepSpeed's optimizer) and stage 0 (ClippedAdamW, whose norm sums the experts' squares
+    over the EP group) against the one-rank reference, which runs stage 0."""
+    config, layout = make_mini_run(tmp_path, expert_parallel_size=2, zero_stage=zero_stage)
     ranks = _srun_like(config, "train", "--stage", "s1", ntasks=2, logs=tmp_path)
     codes = [rank.wait(timeout=240) for rank in ranks]
     log = (tmp_path / "rank0.log").read_text()

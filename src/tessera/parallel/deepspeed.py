@@ -1,7 +1,9 @@
 """TrainConfig + one stage -> a DeepSpeed engine (ZeRO, precision, accumulation, clipping, AdamW).
 
 The optimizer is torch's AdamW (fused on CUDA, the plain for-each version on CPU), created here and
-handed to DeepSpeed, so that no DeepSpeed op is compiled at start-up. Expert parameters (marked by
+handed to DeepSpeed, so that no DeepSpeed op is compiled at start-up. Under ZeRO stage 0 in fp32 it is
+`ClippedAdamW`, which clips and skips non-finite steps itself (DeepSpeed's ZeRO and bf16 optimizers do
+that for the other cases). Expert parameters (marked by
 `tessera.parallel.expert_parallel`) get their own optimizer groups, so ZeRO reduces and partitions them
 over the expert-data-parallel group. The learning rate is set by the trainer every step from
 `tessera.train.schedule` (no DeepSpeed scheduler: resuming needs only the step number).
@@ -29,6 +31,8 @@ class EngineSpec:
     grad_accum_steps: int
     world_size: int
     bf16: bool
+    zero_stage: int
+    """The ZeRO stage the engine runs: the config's, or 0 on a single rank (nothing to shard)."""
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -48,12 +52,16 @@ def engine_spec(cfg: TrainConfig, stage: StageConfig, world_size: int, device: t
         bf16 = True  # asked for explicitly: slow, but allowed (e.g. to test numerics)
     else:
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_is_fast(device))
-    return EngineSpec(cfg.micro_batch_size, stage.batch_size // per_step, world_size, bf16)
+    # ZeRO partitions over the data-parallel ranks; with one rank its flat buffers are pure copying
+    # (about 10% of a CPU step on the demo models, see bench/train_step.py).
+    zero_stage = 0 if world_size == 1 else cfg.zero_stage
+    return EngineSpec(cfg.micro_batch_size, stage.batch_size // per_step, world_size, bf16, zero_stage)
 
 
 def deepspeed_config(cfg: TrainConfig, spec: EngineSpec) -> dict[str, Any]:
     zero = {
-        "stage": cfg.zero_stage, "contiguous_gradients": True,
+        # DeepSpeed's ZeRO-2 accepts MoE parameter groups only with contiguous gradients.
+        "stage": spec.zero_stage, "contiguous_gradients": True,
         # Overlapping reduction with backward needs CUDA streams; on CPU it only adds copies.
         "overlap_comm": torch.cuda.is_available(),
         "reduce_bucket_size": 50_000_000, "allgather_bucket_size": 50_000_000,
@@ -62,7 +70,8 @@ def deepspeed_config(cfg: TrainConfig, spec: EngineSpec) -> dict[str, Any]:
         "train_micro_batch_size_per_gpu": spec.micro_batch_size,
         "gradient_accumulation_steps": spec.grad_accum_steps,
         "train_batch_size": spec.micro_batch_size * spec.grad_accum_steps * spec.world_size,
-        "gradient_clipping": cfg.grad_clip,
+        # ClippedAdamW clips under stage 0 in fp32; DeepSpeed's own stage-0 clipping is not MoE-aware.
+        "gradient_clipping": 0.0 if _client_clips(spec) else cfg.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": spec.bf16},
         "fp16": {"enabled": False},
@@ -72,6 +81,11 @@ def deepspeed_config(cfg: TrainConfig, spec: EngineSpec) -> dict[str, Any]:
         "wall_clock_breakdown": False,
         "dump_state": False,
     }
+
+
+def _client_clips(spec: EngineSpec) -> bool:
+    """Stage 0 in fp32 is the one case where DeepSpeed steps the client optimizer unwrapped."""
+    return spec.zero_stage == 0 and not spec.bf16
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -94,11 +108,21 @@ def build_engine(model: nn.Module, cfg: TrainConfig, spec: EngineSpec, device: t
     """The DeepSpeed engine around `model` (already expert-sharded), with torch AdamW."""
     import deepspeed
 
+    from tessera.parallel.clipped_adamw import ClippedAdamW
+
     model.to(device)
-    optimizer = torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay), lr=lr, betas=cfg.betas, eps=cfg.eps,
-        fused=device.type == "cuda", foreach=None if device.type == "cuda" else True,
-    )
+    adamw = {"lr": lr, "betas": cfg.betas, "eps": cfg.eps, "fused": device.type == "cuda",
+             "foreach": None if device.type == "cuda" else True}
+    groups = param_groups(model, cfg.weight_decay)
+    if _client_clips(spec):
+        optimizer = ClippedAdamW(groups, max_norm=cfg.grad_clip, **adamw)
+    else:
+        optimizer = torch.optim.AdamW(groups, **adamw)
     config = deepspeed_config(cfg, spec)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=config)
+    if spec.world_size == 1 and spec.zero_stage == 0:
+        # DeepSpeed's own switch (it clears it without a process group): one rank would still flatten
+        # every gradient into a buffer, "all-reduce" it with itself and copy it back, ~5% of a CPU step.
+        # (ZeRO 1/2 finish their gradient bookkeeping in that call, hence stage 0 only.)
+        engine.enable_backward_allreduce = False
     return engine

@@ -95,10 +95,11 @@ def _optimizer_state(engine) -> Any:
 
 
 def _load_optimizer_state(engine, saved: Any, world_size: int) -> None:
+    from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
     from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer
 
-    if isinstance(engine.optimizer, DeepSpeedZeroOptimizer):
-        # ZeRO reads its own partition at the data-parallel rank's index (the others only for elastic
+    if isinstance(engine.optimizer, DeepSpeedZeroOptimizer | BF16_Optimizer):
+        # Both read their own partition at the data-parallel rank's index (the others only for elastic
         # resharding, which the same-layout rule above excludes); the fp32 master copy is restored exactly.
         partitions: list[Any] = [None] * world_size
         partitions[dist.get_rank(group=engine.optimizer.dp_process_group)] = saved

@@ -100,9 +100,10 @@ class TrainConfig:
     """Stages in order; each starts from the previous one's final state."""
     micro_batch_size: int = 4
     """Sequences per rank per forward/backward; gradient accumulation makes up the stage's batch_size."""
-    zero_stage: Literal[1, 2] = 2
-    """DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients. (3 does not support DeepSpeed MoE
-    groups; 0 lacks the overflow check that skips an update with non-finite gradients.)"""
+    zero_stage: Literal[0, 1, 2] = 2
+    """DeepSpeed ZeRO stage over the data-parallel ranks: 0 replicates optimizer state (plain data
+    parallelism: fastest while it fits), 1 shards optimizer state, 2 also gradients. A single rank runs
+    stage 0 whatever is set: there is nothing to shard. (3 does not support DeepSpeed MoE groups.)"""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """'auto' = bf16 on CUDA GPUs that support it, fp32 elsewhere (CPU bf16 matmuls are slow)."""
     expert_parallel_size: int = 1

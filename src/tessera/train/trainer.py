@@ -190,7 +190,7 @@ class Segment:
         self.tokenizer_sha256 = sha256_file(tokenizer_file)
         self.meta = RunStateMeta(
             stage=stage.name, step=0, tokens_seen=0, world_size=self.env.world_size,
-            expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.tcfg.zero_stage,
+            expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.spec.zero_stage,
             model=to_dict(self.model_cfg), tokenizer_sha256=self.tokenizer_sha256,
         )
         # Refuse an incompatible resume before the slow part (process group, model, engine).
@@ -210,6 +210,8 @@ class Segment:
         apply_expert_parallel(model, self.tcfg.expert_parallel_size)
         self.engine = build_engine(model, self.tcfg, self.spec, self.device, lr=stage.lr.peak)
         self.engine.train()
+        if self.spec.zero_stage != self.tcfg.zero_stage:
+            self._say(f"one rank: ZeRO stage {self.tcfg.zero_stage} has nothing to shard, running stage 0")
         self.callbacks = self._callbacks(cfg, meter, train_flops_per_token(self.model_cfg, stage.seq_len))
 
     def _sum_over_ranks(self, values: list[float]) -> list[float]:
