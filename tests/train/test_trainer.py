@@ -7,7 +7,8 @@
 - SIGUSR1 (state saved, exit 75, rerun resumes), then SIGKILL at a random step and a rerun: weights and
   loss curve bitwise identical to the reference;
 - non-finite losses: skipped updates, counted, K in a row stop with the last good checkpoint named;
-- a resume with another model shape or tokenizer is refused.
+- a resume with another model shape or tokenizer is refused;
+- bf16 (DeepSpeed's BF16_Optimizer on one rank) resumes bitwise too.
 """
 
 from __future__ import annotations
@@ -221,3 +222,17 @@ def test_activation_checkpointing_trains_the_same(reference, tmp_path):
     shutil.copytree(reference.state_dir("s1"), layout.state_dir("s1"))
     run_tessera(config, "--set", "train.activation_checkpointing=true", "train", "--stage", "s2")
     torch.testing.assert_close(_losses(layout, "s2"), _losses(reference, "s2"), rtol=0, atol=1e-5)
+
+
+def test_bf16_engine_resumes_bitwise(tmp_path):
+    """bf16 on one rank is DeepSpeed's BF16_Optimizer (what a single GPU runs): a run stopped at its
+    step-12 checkpoint and continued ends exactly as one that ran straight through."""
+    straight, straight_layout = make_mini_run(tmp_path / "straight", precision="bf16")
+    split, split_layout = make_mini_run(tmp_path / "split", precision="bf16")
+    run_tessera(straight, "train", "--stage", "s1")
+    run_tessera(split, "train", "--stage", "s1", "--until-step", "12")
+    assert "resumed s1 at step 12" in run_tessera(split, "train", "--stage", "s1").stdout
+    _assert_bitwise_equal(_weights(split_layout.checkpoint("s1", 24)),
+                          _weights(straight_layout.checkpoint("s1", 24)))
+    losses = _losses(straight_layout)
+    assert _losses(split_layout) == losses and losses[-1] < losses[0] - 1.0
