@@ -183,7 +183,8 @@ def _record(job: str, start: float, time_s: float, gpu_j: float, cpu_j: float) -
 def _energy(cfg: RunConfig) -> None:
     layout = RunLayout(cfg.out_dir)
     start = 1_800_000_000.0
-    jobs = [("prepare_data", 0.0)]
+    # train_tokenizer shares the "train" prefix but is no training job: the compute facts must leave it out.
+    jobs = [("prepare_data", 0.0), ("train_tokenizer", 0.0)]
     for stage in cfg.train.stages:
         previous = 0
         for step in checkpoint_steps(stage.num_steps, cfg.train.checkpoint_every):

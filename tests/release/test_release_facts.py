@@ -48,8 +48,9 @@ def test_energy_and_compute_figures_equal_the_energy_report(built_release):
     assert comp["training_flops"]["value"] == energy["training"]["flops"]["value"]
     assert comp["gpu_hours"]["value"] == energy["totals"]["gpu_hours"]["value"]
     assert comp["wall_time_s"]["value"] == energy["totals"]["wall_time_s"]["value"]
-    train_stages = [s for s in energy["stages"] if s["stage"].startswith("train")]
-    assert comp["training_gpu_hours"]["value"] == pytest.approx(sum(s["gpu_hours"] for s in train_stages))
+    train_jobs = [j for j in energy["jobs"] if j["rule"] == "train"]
+    assert comp["training_gpu_hours"]["value"] == pytest.approx(sum(j["gpu_hours"] for j in train_jobs))
+    assert comp["training_time_s"]["value"] == pytest.approx(sum(j["time_s"] for j in train_jobs))
     thresholds = _documents(built_release)["compute_thresholds"]
     assert (
         _fields(thresholds, "training_compute")["training_flops"]["value"]

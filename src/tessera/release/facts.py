@@ -342,15 +342,11 @@ class Facts:
 
     # ---- compute and energy ----------------------------------------------------------------------
 
-    def _train_stage_rows(self) -> list[dict]:
-        return [s for s in self.energy_report["stages"] if str(s["stage"]).startswith("train")]
-
     def compute(self) -> dict[str, dict]:
         e = self.energy_report
         flops = e["training"]["flops"]
         totals = e["totals"]
         site = self.cfg.site
-        train_rows = self._train_stage_rows()
         train_jobs = [j for j in e["jobs"] if j.get("rule") == "train"]
         gpu_type = self.cfg.energy.gpu_types.get(site.gpu_type) if site.gpu_type else None
         hardware = (
@@ -369,16 +365,16 @@ class Facts:
             ),
             "training_gpu_hours": fact(
                 "GPU-hours of training",
-                sum(s["gpu_hours"] for s in train_rows),
+                sum(j["gpu_hours"] for j in train_jobs),
                 "measured",
-                "reports/energy.json: stages train/*",
+                "reports/energy.json: jobs[rule=train].gpu_hours",
                 unit="GPU-h",
             ),
             "training_time_s": fact(
                 "Wall time of training jobs",
-                sum(s["time_s"] for s in train_rows),
+                sum(j["time_s"] for j in train_jobs),
                 "measured",
-                "reports/energy.json: stages train/*",
+                "reports/energy.json: jobs[rule=train].time_s",
                 unit="s",
             ),
             "gpu_hours": fact(
