@@ -63,7 +63,8 @@ def write_run(layout: RunLayout, make_record, *, with_gpus: bool) -> None:
     (checkpoint / "tessera.json").write_text(
         json.dumps({"model": model, "stage": "stable", "step": 4, "tokens_seen": 64})
     )
-    # As the trainer logs (rank 0's share); step 4 from a one-process run without energy_j_per_token.
+    # As the trainer logs (each step's energy summed over all ranks); step 4 from a one-process run
+    # without energy_j_per_token.
     lines = [
         {
             "stage": "stable",

@@ -89,7 +89,7 @@ def plot_per_token(steps: list[dict], segments: list[dict], path: Path) -> None:
             [s["global_step"] for s in steps],
             [s["j_per_token"] for s in steps],
             lw=1,
-            label="per step, rank 0's share (trainer's metrics.jsonl)",
+            label="per step, all ranks (trainer's metrics.jsonl)",
         )
     if segments:
         ax.plot(
