@@ -10,7 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tessera.data.sources import fetch_source, input_files, read_documents, resolve_path
+from tessera.data.sources import (
+    cache_dir,
+    cache_root,
+    fetch_source,
+    input_files,
+    read_documents,
+    resolve_path,
+)
 from tessera.errors import ConfigError, DataError
 
 ITALIAN = "Quel ramo del lago di Como, che volge a mezzogiorno, tra due catene non interrotte di monti."
@@ -77,6 +84,15 @@ def test_hf_kind_fetches_a_saved_dataset_into_the_cache_then_reads_offline(make_
     with pytest.raises(ConfigError, match="only kind hf is fetched"):
         cfg2 = make_config([bible_source("bible_ita", "d", "ita")])
         fetch_source(cfg2, "bible_ita")
+
+
+def test_cache_root_is_data_cache_dir_or_the_runs_sources_folder(make_config, tmp_path):
+    source = _record("ita", "hf", hf_name="some/dataset")
+    default = make_config([source])
+    assert cache_root(default) == default.out_dir / "sources"
+    assert cache_dir(default, default.data.sources[0]) == default.out_dir / "sources" / "hf_ita"
+    shared = make_config([source], cache_dir=str(tmp_path / "hub"))
+    assert cache_root(shared) == tmp_path / "hub"
 
 
 def test_hf_kind_fetches_local_parquet_files_via_load_dataset(make_config, tmp_path):

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tessera.config import load
+from tessera.data.sources import cache_root
 from tessera.layout import checkpoint_steps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -274,11 +275,7 @@ def test_hub_downloads_run_on_the_login_node(tmp_path: Path) -> None:
     raw["data"] = {"sources": [*demo["data"]["sources"], hub_source]}
     overlay.write_text(yaml.safe_dump(raw))
     cfg = load([REPO / "config.yaml", overlay], [])
-    target = (
-        cfg.data.cache_dir / hub_source["name"]
-        if cfg.data.cache_dir
-        else cfg.out_dir / "sources" / "wikipedia_ita"
-    )
+    target = cache_root(cfg) / hub_source["name"]
     env = _env(tmp_path, ACCOUNT)
     env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # the local fetch must fail fast, not download
     args = [

@@ -2,10 +2,10 @@
 # Hub sources are downloaded first by fetch_source on the login/head node (compute nodes are offline).
 import re
 
-from tessera.data.sources import workflow_inputs
+from tessera.data.sources import cache_root, workflow_inputs
 
 HF_SOURCES = [s.name for s in CFG.data.sources if s.kind == "hf"]
-SOURCE_CACHE = str(CFG.data.cache_dir or f"{OUT}/sources")
+SOURCE_CACHE = str(cache_root(CFG))
 
 
 localrules:

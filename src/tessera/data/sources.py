@@ -24,8 +24,8 @@ from tessera.data.config import SourceConfig
 from tessera.errors import ConfigError, DataError
 from tessera.io import atomic_dir
 
-__all__ = ["RawDocument", "resolve_path", "input_files", "workflow_inputs", "read_documents", "cache_dir",
-           "fetch_source"]
+__all__ = ["RawDocument", "resolve_path", "input_files", "workflow_inputs", "read_documents", "cache_root",
+           "cache_dir", "fetch_source"]
 
 PKG_SCHEME = "pkg://"
 
@@ -79,10 +79,14 @@ def _local_files(source: SourceConfig) -> list[Path]:
     return [path]
 
 
+def cache_root(cfg: RunConfig) -> Path:
+    """The folder holding every hub source's cache: `data.cache_dir`, or `<run>/sources` when unset."""
+    return cfg.data.cache_dir if cfg.data.cache_dir is not None else cfg.out_dir / "sources"
+
+
 def cache_dir(cfg: RunConfig, source: SourceConfig) -> Path:
-    """Where `tessera data fetch` keeps a hub source: `<data.cache_dir or <run>/sources>/<name>`."""
-    root = cfg.data.cache_dir if cfg.data.cache_dir is not None else cfg.out_dir / "sources"
-    return root / source.name
+    """Where `tessera data fetch` keeps a hub source: `<cache_root>/<name>`."""
+    return cache_root(cfg) / source.name
 
 
 def input_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
