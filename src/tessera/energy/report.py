@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tessera.config import RunConfig, from_dict
+from tessera.config import RunConfig
 from tessera.energy.config import GpuType
 from tessera.energy.records import (
     COMPONENTS,
@@ -132,16 +132,17 @@ class StageFlops:
 def training_flops(cfg: RunConfig, layout: RunLayout) -> list[StageFlops]:
     """FLOPs of each stage's trained tokens: train_flops_per_token(model, seq_len) x steps x tokens/step,
     with the model as saved in the stage's last published checkpoint."""
-    from tessera.model.config import ModelConfig, train_flops_per_token
+    from tessera.model.checkpoint import META_FILE, read_checkpoint_meta
+    from tessera.model.config import train_flops_per_token
 
     out = []
     for stage in cfg.train.stages:
-        metas = sorted((layout.root / "train" / stage.name).glob("step-*/tessera.json"))
+        metas = sorted((layout.root / "train" / stage.name).glob(f"step-*/{META_FILE}"))
         if not metas:
             out.append(StageFlops(stage.name, 0, 0, None, "no published checkpoint"))
             continue
-        meta = json.loads(metas[-1].read_text(encoding="utf-8"))
-        model = from_dict(ModelConfig, meta["model"], f"{metas[-1]}: model")
+        last = metas[-1].parent
+        model, meta = read_checkpoint_meta(last)
         steps = int(meta["step"])
         out.append(
             StageFlops(
@@ -149,7 +150,7 @@ def training_flops(cfg: RunConfig, layout: RunLayout) -> list[StageFlops]:
                 steps,
                 steps * stage.tokens_per_step,
                 train_flops_per_token(model, stage.seq_len),
-                f"train_flops_per_token(model of {metas[-1].parent.name}, seq_len={stage.seq_len})",
+                f"train_flops_per_token(model of {last.name}, seq_len={stage.seq_len})",
             )
         )
     return out
