@@ -29,19 +29,19 @@ class ClippedAdamW(torch.optim.AdamW):
         self.overflow = False
         self._global_grad_norm: float | None = None
 
-    def _grads(self, moe: bool) -> dict[str, list[torch.Tensor]]:
-        """Gradients by expert group name ('' for the dense parameters)."""
-        by_group: dict[str, list[torch.Tensor]] = {}
+    def _grads(self) -> tuple[list[torch.Tensor], dict[str, list[torch.Tensor]]]:
+        """(dense gradients, expert gradients by expert-parallel group name)."""
+        dense: list[torch.Tensor] = []
+        experts: dict[str, list[torch.Tensor]] = {}
         for group in self.param_groups:
-            if bool(group.get("moe")) == moe:
-                grads = [p.grad for p in group["params"] if p.grad is not None]
-                by_group.setdefault(group["name"] if moe else "", []).extend(grads)
-        return by_group
+            grads = [p.grad for p in group["params"] if p.grad is not None]
+            (experts.setdefault(group["name"], []) if group.get("moe") else dense).extend(grads)
+        return dense, experts
 
     def global_grad_norm(self) -> torch.Tensor:
-        dense = self._grads(moe=False).get("", [])
-        squared = get_total_norm(dense) ** 2 if dense else torch.zeros(())
-        for name, grads in self._grads(moe=True).items():
+        dense, experts = self._grads()
+        squared = get_total_norm(dense) ** 2
+        for name, grads in experts.items():
             expert_squared = get_total_norm(grads) ** 2
             dist.all_reduce(expert_squared, group=groups._get_expert_parallel_group(name))
             squared = squared + expert_squared
@@ -55,6 +55,6 @@ class ClippedAdamW(torch.optim.AdamW):
         if self.overflow:
             return None
         if self.max_norm > 0:
-            params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
-            clip_grads_with_norm_(params, self.max_norm, norm)
+            params = [p for group in self.param_groups for p in group["params"]]
+            clip_grads_with_norm_(params, self.max_norm, norm)  # skips parameters without gradients
         return super().step(closure)
