@@ -248,20 +248,25 @@ class RunConfig:
                 )
 
 
-def from_mapping(raw: dict, source: Path | None = None) -> RunConfig:
-    """Build and validate a RunConfig from an already-parsed mapping (used by the Snakefile)."""
-    where = str(source) if source else "config"
+def from_mapping(raw: dict, source: Path | None = None, label: str | None = None) -> RunConfig:
+    """Build and validate a RunConfig from an already-parsed mapping (used by the Snakefile). Errors
+    start with `label` (default: the source file, else "config")."""
+    try:
+        return _build(raw, source)
+    except ConfigError as err:
+        raise ConfigError(f"{label or source or 'config'}: {err}") from None
+
+
+def _build(raw: dict, source: Path | None) -> RunConfig:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping at the top level")
+        raise ConfigError("expected a mapping at the top level")
     sections = _section_types()
     allowed = ["run", "site", *sections]
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-        )
+        raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     if "run" not in raw:
-        raise ConfigError(f"{where}: required key 'run' is missing")
+        raise ConfigError("required key 'run' is missing")
     built = {
         "run": from_dict(RunSection, raw["run"], "run"),
         "site": from_dict(SiteConfig, raw.get("site"), "site"),
@@ -297,7 +302,4 @@ def load(paths: str | Path | list[Path], overrides: list[str] | None = None) -> 
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         raw = _deep_merge(raw, data)
     raw = apply_overrides(raw, overrides or [])
-    try:
-        return from_mapping(raw, paths[-1] if paths else None)
-    except ConfigError as err:
-        raise ConfigError(f"{' + '.join(map(str, paths))}: {err}") from None
+    return from_mapping(raw, paths[-1] if paths else None, label=" + ".join(map(str, paths)) or None)
