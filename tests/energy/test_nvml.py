@@ -63,10 +63,12 @@ def test_energy_counter_is_measured_and_power_integral_is_estimated(monkeypatch,
     a, b = record["gpu"]["devices"]
     assert (a["uuid"], a["kind"], b["uuid"], b["kind"]) == ("GPU-a", "measured", "GPU-b", "estimated")
     assert a["j"] == pytest.approx(200.0 * record["time_s"], rel=0.02)
-    assert b["j"] == pytest.approx(100.0 * record["time_s"], rel=0.25)  # sampled every 0.02 s
+    # Constant power: the integral of the 0.02 s samples, closed at stop, is exact but for rounding.
+    assert b["j"] == pytest.approx(100.0 * record["time_s"], rel=0.02)
     assert record["gpu"]["kind"] == "estimated"  # the sum is only as good as its weakest part
     assert "nvmlDeviceGetTotalEnergyConsumption" in record["gpu"]["method"]
-    assert reading.gpu_j == pytest.approx(300.0 * reading.time_s, rel=0.25)
+    # A live reading lags GPU-b by the time since its last sample (~2% here).
+    assert reading.gpu_j == pytest.approx(300.0 * reading.time_s, rel=0.1)
     assert max(record["samples"]["gpu_w"]) == pytest.approx(300.0)
 
 
