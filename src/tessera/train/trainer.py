@@ -348,18 +348,16 @@ class Segment:
 
     def publish(self, step: int) -> Path:
         """Write the consolidated checkpoint `train/<stage>/step-<N>/` with this segment's metrics."""
-        from tessera.model.checkpoint import save_checkpoint
-        from tessera.model.layers import RotaryEmbedding
-        from tessera.model.transformer import Transformer
+        from tessera.model.checkpoint import model_from_state, save_checkpoint
         from tessera.parallel.expert_parallel import gather_full_state_dict
 
         full_state = gather_full_state_dict(self.engine.module)  # collective: every rank
         out = self.layout.checkpoint(self.stage.name, step)
         if self.env.is_main:
-            with torch.device("meta"):
-                plain = Transformer(self.model_cfg)
-            plain.load_state_dict({k: v.cpu() for k, v in full_state.items()}, strict=True, assign=True)
-            plain.rotary = RotaryEmbedding(self.model_cfg.head_dim, self.model_cfg.rope_theta)
+            plain = model_from_state(
+                self.model_cfg, {k: v.cpu() for k, v in full_state.items()}, "cpu",
+                f"stage {self.stage.name} step {step}: the gathered weights do not match the model config",
+            )
             save_checkpoint(out, plain, {
                 "stage": self.stage.name, "step": step, "tokens_seen": self.meta.tokens_seen,
                 "stage_steps": self.num_steps, "run": self.cfg.run.name,
