@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-__all__ = ["CodeCarbonEstimator", "CodeCarbonResult"]
+from tessera.energy.records import KWH_J
 
-KWH_J = 3.6e6
+__all__ = ["CodeCarbonEstimator", "CodeCarbonResult"]
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tessera.errors import DataError
 
 __all__ = [
     "RECORD_SCHEMA",
+    "KWH_J",
     "COMPONENTS",
     "FAILED_DIR",
     "append_record",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 RECORD_SCHEMA = 1
+KWH_J = 3.6e6  # joules per kWh: records keep joules; CodeCarbon and the reports speak kWh
 COMPONENTS = ("gpu", "cpu", "mem")
 FAILED_DIR = "failed"
 """energy/failed/<job>.jsonl: records of failed attempts, kept apart because Snakemake deletes a failed

@@ -20,6 +20,7 @@ from tessera.energy.config import GpuType
 from tessera.energy.records import (
     COMPONENTS,
     FAILED_DIR,
+    KWH_J,
     JobEnergy,
     combine_kinds,
     merge_job,
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 SUMMARY_SCHEMA = 1
-KWH_J = 3.6e6
 REPORT_FILES = (
     "energy.md",
     "energy.csv",

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tessera.energy.records import KWH_J
 from tessera.train.callbacks.base import Callback, StepRecord
 
 __all__ = ["EnergyCallback"]
-
-J_PER_KWH = 3.6e6
 
 
 class EnergyCallback(Callback):
@@ -39,4 +38,4 @@ class EnergyCallback(Callback):
         record.metrics["energy_j"] = energy_j
         record.metrics["gpu_energy_j"] = gpu_j
         record.metrics["energy_j_per_token"] = energy_j / tokens if tokens else None
-        record.metrics["tokens_per_kwh"] = tokens * J_PER_KWH / energy_j if energy_j > 0 else None
+        record.metrics["tokens_per_kwh"] = tokens * KWH_J / energy_j if energy_j > 0 else None
