@@ -242,7 +242,7 @@ class Facts:
         """Our tokenizer's fertility per dataset and language, from the tokenizer report."""
         from tessera.tokenizer.report import OURS
 
-        path = self.cfg.out_dir / "reports" / "tokenizer.csv"
+        path = RunLayout(self.cfg.out_dir).reports_dir / "tokenizer.csv"
         if not path.is_file():
             return fact(
                 "Tokenizer fertility",
