@@ -32,10 +32,10 @@ onstart:
 
 rule all:
     input:
-        release=f"{OUT}/release/MANIFEST.sha256",
+        release=rules.release.output.checksums,
         reports=[
-            f"{OUT}/reports/tokenizer.md",
-            f"{OUT}/reports/eval.md",
-            f"{OUT}/reports/energy.md",
+            rules.tokenizer_report.output.md,
+            rules.eval_report.output.md,
+            rules.energy_report.output.md,
         ],
     default_target: True

@@ -22,15 +22,19 @@ TESSERA = f"tessera {TESSERA_ARGS}"
 
 def energy_log(job):
     """The energy meter's JSONL for one job; the energy report joins them all."""
-    return f"{OUT}/energy/{job}.jsonl"
+    return str(LAYOUT.energy_dir / f"{job}.jsonl")
 
 
 def benchmark_file(job):
-    return f"{OUT}/benchmarks/{job}.tsv"
+    return str(LAYOUT.benchmarks_dir / f"{job}.tsv")
 
 
 def log_file(job):
     return f"{OUT}/logs/{job}.log"
+
+
+def report_file(name):
+    return str(LAYOUT.reports_dir / name)
 
 
 # Training segments (train.smk), their evaluation (eval.smk) and the release's final checkpoint.
@@ -43,7 +47,7 @@ def stage_checkpoints(stage):
 
 
 def final_checkpoint(stage):
-    return f"{OUT}/train/{stage}/step-{stage_checkpoints(stage)[-1]:06d}"
+    return str(LAYOUT.checkpoint(stage, stage_checkpoints(stage)[-1]))
 
 
 def previous_checkpoint(wildcards):
@@ -51,7 +55,7 @@ def previous_checkpoint(wildcards):
     steps = stage_checkpoints(wildcards.stage)
     index = steps.index(int(wildcards.step))
     if index > 0:
-        return [f"{OUT}/train/{wildcards.stage}/step-{steps[index - 1]:06d}"]
+        return [str(LAYOUT.checkpoint(wildcards.stage, steps[index - 1]))]
     position = STAGES.index(wildcards.stage)
     return [final_checkpoint(STAGES[position - 1])] if position > 0 else []
 

@@ -34,7 +34,7 @@ rule prepare_data:
         sources=workflow_inputs(CFG),
     output:
         shards=expand(f"{OUT}/data/{{lang}}/{{split}}.jsonl.zst", lang=LANGUAGES, split=SPLITS),
-        manifest=f"{OUT}/data/manifest.json",
+        manifest=str(LAYOUT.manifest),
         energy=energy_log("prepare_data"),
     log:
         log_file("prepare_data"),

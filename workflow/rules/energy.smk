@@ -8,13 +8,13 @@ rule energy_report:
     input:
         logs=energy_logs(),
     output:
-        md=report(f"{OUT}/reports/energy.md", category="Energy"),
-        csv=f"{OUT}/reports/energy.csv",
-        summary=f"{OUT}/reports/energy.json",
-        stages_png=report(f"{OUT}/reports/energy_stages.png", category="Energy"),
-        power_png=report(f"{OUT}/reports/energy_power.png", category="Energy"),
-        per_token_png=report(f"{OUT}/reports/energy_per_token.png", category="Energy"),
-        emissions_png=report(f"{OUT}/reports/energy_emissions.png", category="Energy"),
+        md=report(report_file("energy.md"), category="Energy"),
+        csv=report_file("energy.csv"),
+        summary=report_file("energy.json"),
+        stages_png=report(report_file("energy_stages.png"), category="Energy"),
+        power_png=report(report_file("energy_power.png"), category="Energy"),
+        per_token_png=report(report_file("energy_per_token.png"), category="Energy"),
+        emissions_png=report(report_file("energy_emissions.png"), category="Energy"),
     log:
         log_file("energy_report"),
     params:

@@ -58,14 +58,14 @@ rule evaluate:
 
 rule eval_report:
     input:
-        results=[f"{OUT}/eval/{stage}/step-{step:06d}.json" for stage, step in all_checkpoints()],
+        results=[str(LAYOUT.eval_result(stage, step)) for stage, step in all_checkpoints()],
     output:
-        md=report(f"{OUT}/reports/eval.md", category="Evaluation"),
-        csv=f"{OUT}/reports/eval.csv",
-        tasks_csv=f"{OUT}/reports/eval_tasks.csv",
-        summary=f"{OUT}/reports/eval.json",
-        bits_per_byte=report(f"{OUT}/reports/eval_bits_per_byte.png", category="Evaluation"),
-        tasks_png=report(f"{OUT}/reports/eval_tasks.png", category="Evaluation"),
+        md=report(report_file("eval.md"), category="Evaluation"),
+        csv=report_file("eval.csv"),
+        tasks_csv=report_file("eval_tasks.csv"),
+        summary=report_file("eval.json"),
+        bits_per_byte=report(report_file("eval_bits_per_byte.png"), category="Evaluation"),
+        tasks_png=report(report_file("eval_tasks.png"), category="Evaluation"),
         energy=energy_log("eval_report"),
     log:
         log_file("eval_report"),

@@ -7,12 +7,12 @@
 rule release:
     input:
         checkpoint=final_checkpoint(STAGES[-1]),
-        manifest=f"{OUT}/data/manifest.json",
+        manifest=rules.prepare_data.output.manifest,
         eval_summary=rules.eval_report.output.summary,
         energy_summary=rules.energy_report.output.summary,
         tokenizer_report=rules.tokenizer_report.output.md,
     output:
-        checksums=f"{OUT}/release/MANIFEST.sha256",
+        checksums=str(LAYOUT.release_dir / "MANIFEST.sha256"),
     log:
         log_file("release"),
     params:

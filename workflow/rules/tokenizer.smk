@@ -6,10 +6,10 @@ rule train_tokenizer:
     input:
         shards=expand(f"{OUT}/data/{{lang}}/train.jsonl.zst", lang=LANGUAGES),
     output:
-        tokenizer=f"{OUT}/tokenizer/tokenizer.json",
-        tokenizer_config=f"{OUT}/tokenizer/tokenizer_config.json",
-        special_tokens_map=f"{OUT}/tokenizer/special_tokens_map.json",
-        record=f"{OUT}/tokenizer/tessera_tokenizer.json",
+        tokenizer=str(LAYOUT.tokenizer_dir / "tokenizer.json"),
+        tokenizer_config=str(LAYOUT.tokenizer_dir / "tokenizer_config.json"),
+        special_tokens_map=str(LAYOUT.tokenizer_dir / "special_tokens_map.json"),
+        record=str(LAYOUT.tokenizer_dir / "tessera_tokenizer.json"),
         energy=energy_log("train_tokenizer"),
     log:
         log_file("train_tokenizer"),
@@ -33,9 +33,9 @@ rule tokenizer_report:
         record=rules.train_tokenizer.output.record,
         shards=expand(f"{OUT}/data/{{lang}}/validation.jsonl.zst", lang=LANGUAGES),
     output:
-        md=report(f"{OUT}/reports/tokenizer.md", category="Tokenizer"),
-        csv=f"{OUT}/reports/tokenizer.csv",
-        png=report(f"{OUT}/reports/tokenizer.png", category="Tokenizer"),
+        md=report(report_file("tokenizer.md"), category="Tokenizer"),
+        csv=report_file("tokenizer.csv"),
+        png=report(report_file("tokenizer.png"), category="Tokenizer"),
         energy=energy_log("tokenizer_report"),
     log:
         log_file("tokenizer_report"),
