@@ -53,6 +53,13 @@ def test_small_run_is_far_below_both_thresholds_and_keeps_the_open_source_exempt
     assert not any("Art. 55" in o for o in fields["obligations"]["value"])
 
 
+def test_an_openrail_licence_loses_the_open_source_exemption(release_run):
+    # OpenRAIL restricts uses, so it is not free and open-source in the sense of Art. 53(2).
+    doc = build_documents(gather_facts(release_run(license="openrail")), "Qwen3MoeForCausalLM")
+    conclusions = doc["compute_thresholds"]["sections"]["conclusions"]["fields"]
+    assert conclusions["open_source_exemption"]["value"] is False
+
+
 def test_training_compute_above_1e25_presumes_systemic_risk(release_run):
     cfg = release_run()
     path = RunLayout(cfg.out_dir).reports_dir / "energy.json"

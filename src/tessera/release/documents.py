@@ -45,7 +45,8 @@ SYSTEMIC_RISK_FLOP = 1e25
 """AI Act Art. 51(2): cumulative training compute above 10^25 FLOP presumes high-impact capabilities."""
 
 # Licences under which the open-source exemption of Art. 53(2) can apply (free and open-source, allowing
-# access, use, modification and distribution); Hub licence ids.
+# access, use, modification and distribution); Hub licence ids. Not OpenRAIL: its use-based restrictions
+# make it a licence that limits use, not an open-source one.
 OPEN_SOURCE_LICENSES = {
     "apache-2.0",
     "mit",
@@ -59,7 +60,6 @@ OPEN_SOURCE_LICENSES = {
     "lgpl-3.0",
     "agpl-3.0",
     "eupl-1.2",
-    "openrail",
 }
 
 DOCUMENT_TITLES = {
