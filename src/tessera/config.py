@@ -24,10 +24,6 @@ __all__ = ["RunConfig", "RunSection", "SiteConfig", "load", "from_dict", "apply_
 
 T = TypeVar("T")
 
-# ISO 639-3 codes of the languages tessera knows how to identify and report on.
-KNOWN_LANGUAGES = ("ita", "eng", "fra", "deu", "spa", "por", "cat", "nld", "pol", "ron", "slv", "hrv")
-
-
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 

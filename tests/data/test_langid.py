@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tessera.data.langid import identify, is_other_language
+from tessera.data.langid import identify, other_language
 
 SENTENCES = {
     "ita": "Nel mezzo del cammin di nostra vita mi ritrovai per una selva oscura, ché la diritta via era "
@@ -28,7 +28,7 @@ def test_each_language_identified_with_its_iso639_3_code():
 
 
 def test_other_language_only_when_confident():
-    assert is_other_language(SENTENCES["eng"], "ita", 0.5)
-    assert not is_other_language(SENTENCES["ita"], "ita", 0.5)
+    assert other_language(SENTENCES["eng"], "ita", 0.5) == "eng"
+    assert other_language(SENTENCES["ita"], "ita", 0.5) is None
     # A confidence threshold above 1 never overrides the declared language.
-    assert not is_other_language(SENTENCES["eng"], "ita", 1.01)
+    assert other_language(SENTENCES["eng"], "ita", 1.01) is None

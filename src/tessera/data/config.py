@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tessera.data.langid import KNOWN_LANGUAGES
 from tessera.errors import ConfigError
 
 __all__ = ["DataConfig", "SourceConfig", "FilterConfig", "SplitConfig", "SOURCE_KINDS"]
@@ -191,8 +192,6 @@ class DataConfig:
                           f"{', '.join(s.name for s in self.sources)}")
 
     def check(self, where: str) -> None:
-        from tessera.config import KNOWN_LANGUAGES
-
         if not self.sources:
             raise ConfigError(f"{where}.sources: at least one source is required")
         if not 1 <= self.zstd_level <= 22:

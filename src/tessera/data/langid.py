@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["identify", "is_other_language", "ISO639_1_TO_3"]
+__all__ = ["identify", "other_language", "ISO639_1_TO_3", "KNOWN_LANGUAGES"]
 
-# ISO 639-1 -> 639-3 for the languages tessera knows (tessera.config.KNOWN_LANGUAGES).
+# ISO 639-1 -> 639-3 for the languages tessera knows how to identify and report on.
 ISO639_1_TO_3 = {"it": "ita", "en": "eng", "fr": "fra", "de": "deu", "es": "spa", "pt": "por", "ca": "cat",
                  "nl": "nld", "pl": "pol", "ro": "ron", "sl": "slv", "hr": "hrv"}
+KNOWN_LANGUAGES = tuple(ISO639_1_TO_3.values())
+"""The ISO 639-3 codes a data source may declare."""
 
 # Identify on at most two samples of this many characters, from the start and the middle: enough for a
 # confident call (py3langid is near-certain on a paragraph), and a whole book costs no more than a page;
@@ -36,7 +38,7 @@ def identify(text: str) -> tuple[str, float]:
     return ISO639_1_TO_3.get(code, code), float(probability)
 
 
-def is_other_language(text: str, declared: str, min_confidence: float) -> bool:
-    """True when the text is, with at least `min_confidence`, in a language other than `declared`."""
+def other_language(text: str, declared: str, min_confidence: float) -> str | None:
+    """The language the text is in, when that is not `declared` with at least `min_confidence`; else None."""
     code, probability = identify(text)
-    return code != declared and probability >= min_confidence
+    return code if code != declared and probability >= min_confidence else None

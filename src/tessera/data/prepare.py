@@ -28,7 +28,7 @@ from tessera.config import RunConfig
 from tessera.data.config import FilterConfig, SourceConfig
 from tessera.data.dedup import Deduplicator, Sketcher
 from tessera.data.filters import normalize_nfc, quality_failure, strip_control_chars, strip_gutenberg
-from tessera.data.langid import identify
+from tessera.data.langid import other_language
 from tessera.data.manifest import SourceStats, build_manifest, file_digest
 from tessera.data.pii import redact_pii
 from tessera.data.shards import ShardWriter, record
@@ -137,9 +137,9 @@ class DocumentFilter:
             out.dropped = f"quality_{failure}"
             return out
         if self.cfg.language_id:
-            identified, probability = identify(text)
+            identified = other_language(text, language, self.cfg.min_language_confidence)
             lap("language_id")
-            if identified != language and probability >= self.cfg.min_language_confidence:
+            if identified:
                 out.dropped, out.other_language = "language", identified
                 return out
         if self.cfg.redact_pii:
