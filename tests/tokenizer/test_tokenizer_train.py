@@ -92,8 +92,14 @@ def test_balancing_record_and_determinism(trained, make_tiny_run, tmp_path):
     cfg, _ = trained
     record = json.loads((RunLayout(cfg.out_dir).tokenizer_dir / TRAINING_RECORD).read_text())
     assert len(record["rounds"]) == 2  # equal weights, then one balanced round
-    first, chosen = record["rounds"][0], record["rounds"][record["chosen_round"]]
-    assert chosen["parity_ratio"] <= first["parity_ratio"]
+    rounds = record["rounds"]
+    first, balanced = rounds[0], rounds[1]
+    assert record["chosen_round"] == min(range(len(rounds)), key=lambda r: rounds[r]["parity_ratio"])
+    # Balancing moves sample share towards the language that split worst, away from the one that split best.
+    worst = max(first["tokens_per_word"], key=first["tokens_per_word"].get)
+    best = min(first["tokens_per_word"], key=first["tokens_per_word"].get)
+    assert balanced["weights"][worst] > first["weights"][worst]
+    assert balanced["weights"][best] < first["weights"][best]
     assert sorted(first["weights"]) == sorted(cfg.data.languages)
     assert abs(sum(record["rounds"][1]["weights"].values()) - 1) < 1e-9
     # Same config and data, another folder: the same bytes.
