@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["Fertility", "measure", "parity_ratio"]
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+__all__ = ["Encoder", "Fertility", "measure", "parity_ratio", "token_counter"]
 
 Encoder = Callable[[list[str]], list[int]]
 """A batch of texts -> the number of tokens of each."""
+
+
+def token_counter(tokenizer: Tokenizer) -> Encoder:
+    """The Encoder of a `tokenizers.Tokenizer` (content tokens only: no BOS/EOS)."""
+    return lambda texts: [len(e) for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from tokenizers import Tokenizer
@@ -22,7 +21,7 @@ from tessera.data.shards import read_shard
 from tessera.data.tokenize import require_shard
 from tessera.io import atomic_path, write_text
 from tessera.layout import RunLayout
-from tessera.tokenizer.fertility import Fertility, measure, parity_ratio
+from tessera.tokenizer.fertility import Encoder, Fertility, measure, parity_ratio, token_counter
 from tessera.tokenizer.train import TRAINING_RECORD
 
 __all__ = ["write_report", "load_reference", "OURS"]
@@ -44,10 +43,7 @@ CSV_FIELDS = [
     "parity_ratio",
 ]
 
-Counter = Callable[[list[str]], list[int]]
-
-
-def load_reference(name: str, ref: str) -> tuple[Counter | None, str | None]:
+def load_reference(name: str, ref: str) -> tuple[Encoder | None, str | None]:
     """(token counter, None), or (None, why it was skipped)."""
     if ref == "mistral-common":
         try:
@@ -60,10 +56,7 @@ def load_reference(name: str, ref: str) -> tuple[Counter | None, str | None]:
     path = Path(ref)
     if not path.exists():
         return None, f"reference {name} skipped: {path} does not exist (developer machines and CI have it)"
-    tokenizer = Tokenizer.from_file(str(path))
-    return (
-        lambda texts: [len(e) for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
-    ), None
+    return token_counter(Tokenizer.from_file(str(path))), None
 
 
 def _validation_texts(shard: Path) -> list[str]:
@@ -138,9 +131,7 @@ def write_report(cfg: RunConfig) -> Path:
     layout = RunLayout(cfg.out_dir)
     notes: list[str] = []
     ours = Tokenizer.from_file(str(layout.tokenizer_dir / "tokenizer.json"))
-    counters: dict[str, Counter] = {
-        OURS: lambda texts: [len(e) for e in ours.encode_batch_fast(texts, add_special_tokens=False)]
-    }
+    counters: dict[str, Encoder] = {OURS: token_counter(ours)}
     for name, ref in cfg.tokenizer.reference.items():
         counter, note = load_reference(name, ref)
         if counter is None:
@@ -178,14 +169,13 @@ def write_report(cfg: RunConfig) -> Path:
                 )
     write_text(reports / "tokenizer.csv", buffer.getvalue())
     _plot(results, reports / "tokenizer.png")
-    write_text(reports / "tokenizer.md", _markdown(cfg, layout, results, notes))
+    write_text(reports / "tokenizer.md", _markdown(cfg, layout, ours.get_vocab_size(), results, notes))
     for note in notes:
         log.warning(note)
     return reports / "tokenizer.md"
 
 
-def _markdown(cfg: RunConfig, layout: RunLayout, results: dict, notes: list[str]) -> str:
-    vocab = Tokenizer.from_file(str(layout.tokenizer_dir / "tokenizer.json")).get_vocab_size()
+def _markdown(cfg: RunConfig, layout: RunLayout, vocab: int, results: dict, notes: list[str]) -> str:
     out = [
         "# Tokenizer report",
         "",

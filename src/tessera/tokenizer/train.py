@@ -20,7 +20,6 @@ NFC normalisation matches the data stage, so decode(encode(text)) == text for ev
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -35,10 +34,10 @@ from tessera.config import RunConfig
 from tessera.data.shards import read_shard
 from tessera.data.tokenize import require_shard
 from tessera.errors import ConfigError, DataError
-from tessera.io import atomic_dir, write_json
+from tessera.io import atomic_dir, sha256_file, write_json
 from tessera.layout import RunLayout
 from tessera.tokenizer.config import TokenizerConfig
-from tessera.tokenizer.fertility import measure, parity_ratio
+from tessera.tokenizer.fertility import measure, parity_ratio, token_counter
 
 __all__ = ["train_tokenizer", "build_tokenizer", "fit_bpe", "PRETOKENIZE_PATTERN", "TRAINING_RECORD"]
 
@@ -178,7 +177,7 @@ def train_tokenizer(cfg: RunConfig) -> Path:
             floor = MIN_WEIGHT_SHARE / len(weights)
             weights = _normalised({k: max(w, floor) for k, w in weights.items()})
         tokenizer = fit_bpe(_weighted_sample(pools, weights, total_bytes), section.vocab_size, specials)
-        count = _token_counter(tokenizer)
+        count = token_counter(tokenizer)
         fertility = {lang: measure(count, texts).tokens_per_word for lang, texts in sorted(heldout.items())}
         rounds.append(
             {"weights": weights, "tokens_per_word": fertility, "parity_ratio": parity_ratio(fertility)}
@@ -198,10 +197,6 @@ def train_tokenizer(cfg: RunConfig) -> Path:
         )
     save_tokenizer(fitted[best], layout.tokenizer_dir, section, record)
     return layout.tokenizer_dir
-
-
-def _token_counter(tokenizer: Tokenizer):
-    return lambda texts: [len(e) for e in tokenizer.encode_batch_fast(texts)]
 
 
 def save_tokenizer(tokenizer: Tokenizer, out_dir: Path, section: TokenizerConfig, record: dict) -> None:
@@ -226,7 +221,7 @@ def save_tokenizer(tokenizer: Tokenizer, out_dir: Path, section: TokenizerConfig
                 tmp / "special_tokens_map.json",
                 {"bos_token": bos, "eos_token": eos, "pad_token": pad, "additional_special_tokens": reserved},
             )
-        sha = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
+        sha = sha256_file(tmp / "tokenizer.json")
         write_json(
             tmp / TRAINING_RECORD,
             {"tokenizer_sha256": sha, "vocab_size": tokenizer.get_vocab_size(), **record},
