@@ -77,12 +77,10 @@ def test_restart_at_step_k_equals_uninterrupted_run(stems):
 
 
 def _windows(loader: TokenLoader, steps: int, micro_steps: int = 1) -> list[tuple[str, int]]:
-    per = loader.micro_batch_size
     out = []
     for step in range(steps):
         for micro in range(micro_steps):
-            first = ((step * loader.grad_accum_steps + micro) * loader.world_size + loader.rank) * per
-            out += loader.sample_windows(np.arange(first, first + per))
+            out += loader.sample_windows(loader.sample_numbers(step, micro))
     return out
 
 
@@ -162,10 +160,12 @@ def test_language_too_small_for_one_sequence(stems, tmp_path):
 
 
 def test_rows_are_packed_slices_of_the_token_files(stems):
-    loader = _loader(stems, rank=1, world_size=2)
-    inputs_BT, targets_BT = loader.batch(4)
-    first = (4 * 2 + 1) * loader.micro_batch_size
-    windows = loader.sample_windows(np.arange(first, first + loader.micro_batch_size))
+    loader = _loader(stems, rank=1, world_size=2, grad_accum_steps=2)
+    inputs_BT, targets_BT = loader.batch(4, 1)
+    numbers = loader.sample_numbers(4, 1)
+    # Step 4, micro-step 1 of 2, rank 1 of 2: the ((4 * 2 + 1) * 2 + 1)-th run of micro_batch_size.
+    assert numbers[0] == ((4 * 2 + 1) * 2 + 1) * loader.micro_batch_size
+    windows = loader.sample_windows(numbers)
     for row, (lang, window) in enumerate(windows):
         tokens = np.asarray(open_token_file(stems[lang]).tokens, dtype=np.int64)
         expected = tokens[window * 16 : window * 16 + 17]  # seq_len + 1: documents run on across EOS

@@ -205,8 +205,9 @@ class TokenLoader:
             windows[mine] = out
         return [(self.languages[i], w) for i, w in zip(lang_index.tolist(), windows.tolist(), strict=True)]
 
-    def batch(self, step: int, micro_step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs_BT, targets_BT) int64 of this rank at (step, micro_step); targets = inputs shifted by 1."""
+    def sample_numbers(self, step: int, micro_step: int = 0) -> np.ndarray:
+        """The global sample numbers of this rank's rows at (step, micro_step): runs of micro_batch_size
+        ordered by step, then micro-step, then rank, so no two (rank, micro-step) share a number."""
         if step < 0 or not 0 <= micro_step < self.grad_accum_steps:
             raise ValueError(
                 f"step {step} must be >= 0 and micro_step {micro_step} in "
@@ -215,9 +216,12 @@ class TokenLoader:
         first = (
             (step * self.grad_accum_steps + micro_step) * self.world_size + self.rank
         ) * self.micro_batch_size
-        numbers = np.arange(first, first + self.micro_batch_size, dtype=np.int64)
+        return np.arange(first, first + self.micro_batch_size, dtype=np.int64)
+
+    def batch(self, step: int, micro_step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs_BT, targets_BT) int64 of this rank at (step, micro_step); targets = inputs shifted by 1."""
         rows_BT1 = np.empty((self.micro_batch_size, self.seq_len + 1), dtype=np.int64)
-        for row, (lang, window) in enumerate(self.sample_windows(numbers)):
+        for row, (lang, window) in enumerate(self.sample_windows(self.sample_numbers(step, micro_step))):
             start = window * self.seq_len
             rows_BT1[row] = self.files[lang].tokens[start : start + self.seq_len + 1]
         rows = torch.from_numpy(rows_BT1)
