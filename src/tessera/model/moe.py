@@ -136,8 +136,3 @@ class MoE(nn.Module):
             imbalance = counts_E.max().float() / counts_E.float().mean().clamp_min(1e-9)
             entropy = -(route.probs_NE * route.probs_NE.clamp_min(1e-20).log()).sum(-1).mean()
         return MoEOutput(aux_loss, lb_loss.detach(), z_loss.detach(), counts_E, imbalance, entropy)
-
-    def update_bias(self) -> None:
-        """Auxiliary-loss-free balancing step; the trainer calls it after each optimizer step (a no-op
-        unless `bias_balancing`). See `Router.update_bias` for the cross-rank aggregation."""
-        self.gate.update_bias()

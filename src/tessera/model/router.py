@@ -101,9 +101,10 @@ class Router(nn.Module):
         """
         if not self.bias_balancing:
             return
-        if self.load_E.sum() > 0:
-            error_E = self.load_E.mean() - self.load_E
-            self.expert_bias_E += self.bias_update_rate * torch.sign(error_E)
-            # Only differences between biases change the selection; centring keeps them bounded.
-            self.expert_bias_E -= self.expert_bias_E.mean()
+        error_E = self.load_E.mean() - self.load_E
+        stepped_E = self.expert_bias_E + self.bias_update_rate * torch.sign(error_E)
+        # Only differences between biases change the selection; centring keeps them bounded.
+        stepped_E -= stepped_E.mean()
+        # Without load the bias stays (centring again would round it); `where`, not `if`: no host sync.
+        self.expert_bias_E.copy_(torch.where(self.load_E.sum() > 0, stepped_E, self.expert_bias_E))
         self.load_E.zero_()

@@ -95,13 +95,6 @@ class Transformer(nn.Module):
     def moe_layers(self) -> list[MoE]:
         return [block.mlp for block in self.layers if block.is_moe]
 
-    def update_moe_bias(self) -> None:
-        """One auxiliary-loss-free balancing step in every MoE layer (a no-op unless bias_balancing);
-        the trainer calls it after each optimizer step, after summing the layers' `gate.load_E` over
-        data-parallel ranks."""
-        for moe in self.moe_layers():
-            moe.update_bias()
-
     def output_weight(self) -> torch.Tensor:
         return self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
 

@@ -130,20 +130,6 @@ def train_step(engine, batches, lr: float, device: torch.device) -> StepResult:
     )
 
 
-def _update_router_biases(model: torch.nn.Module, applied: bool) -> None:
-    """Auxiliary-loss-free balancing: sum each router's load over ranks, then step its bias. After a
-    skipped step the load is dropped instead, so the count always restarts at a step boundary (where
-    run states are saved without it)."""
-    for module in model.modules():
-        if getattr(module, "bias_balancing", False) and hasattr(module, "load_E"):
-            if not applied:
-                module.load_E.zero_()
-                continue
-            if dist.is_initialized() and dist.get_world_size() > 1:
-                dist.all_reduce(module.load_E)
-            module.update_bias()
-
-
 def _num_threads(cfg: TrainConfig) -> int:
     if cfg.num_threads:
         return cfg.num_threads
@@ -207,6 +193,8 @@ class Segment:
         torch.manual_seed(cfg.run.seed)
         model = Transformer(self.model_cfg)
         model.enable_activation_checkpointing(self.tcfg.activation_checkpointing)
+        # The routers that balance by bias (moe.bias_balancing); the engine keeps these module objects.
+        self.balancing_routers = [moe.gate for moe in model.moe_layers() if moe.gate.bias_balancing]
         apply_expert_parallel(model, self.tcfg.expert_parallel_size)
         self.engine = build_engine(model, self.tcfg, self.spec, self.device, lr=stage.lr.peak)
         self.engine.train()
@@ -316,7 +304,8 @@ class Segment:
         lr = lr_at(self.stage.lr, step, self.num_steps)
         batches = (self.loader.batch(step, micro) for micro in range(self.spec.grad_accum_steps))
         result = train_step(self.engine, batches, lr, self.device)
-        _update_router_biases(self.engine.module, result.applied)
+        if self.balancing_routers:
+            self._update_router_biases(result.applied)
         self.meta.nonfinite_in_a_row = self.meta.nonfinite_in_a_row + 1 if result.nonfinite else 0
         self.meta.tokens_seen += self.stage.tokens_per_step
         return StepRecord(
@@ -327,6 +316,23 @@ class Segment:
                      "skipped": not result.applied, "nonfinite_steps": self.meta.nonfinite_in_a_row},
             moe_stats=result.moe_stats,
         )
+
+    def _update_router_biases(self, applied: bool) -> None:
+        """Auxiliary-loss-free balancing: sum each router's load over ranks, then step its bias. After a
+        skipped step the load is dropped instead, so the count always restarts at a step boundary (where
+        run states are saved without it)."""
+        if not applied:
+            for router in self.balancing_routers:
+                router.load_E.zero_()
+            return
+        if self.env.world_size > 1:
+            # One collective for all layers (every MoE layer has the same number of experts).
+            loads_LE = torch.stack([router.load_E for router in self.balancing_routers])
+            dist.all_reduce(loads_LE)
+            for router, load_E in zip(self.balancing_routers, loads_LE, strict=True):
+                router.load_E.copy_(load_E)
+        for router in self.balancing_routers:
+            router.update_bias()
 
     def _guard_nonfinite(self, record: StepRecord) -> None:
         if self.meta.nonfinite_in_a_row < self.tcfg.max_nonfinite_steps:
