@@ -235,6 +235,12 @@ class RunConfig:
         """Checks that span sections (e.g. each stage's mixture names languages the data provides)."""
         self.energy.check_site(self.site)  # the site's country and GPU type are in energy's tables
         languages = set(self.data.languages)
+        weights = self.tokenizer.language_weights
+        if weights and set(weights) != languages:
+            raise ConfigError(
+                f"tokenizer.language_weights: names {', '.join(sorted(weights))}, but the data languages are "
+                f"{', '.join(sorted(languages))}; give one weight each, or leave it empty (auto)"
+            )
         for stage in self.train.stages:
             missing = sorted(set(stage.mixture) - languages)
             if missing:

@@ -111,22 +111,16 @@ def test_balancing_record_and_determinism(trained, make_tiny_run, tmp_path):
         assert ours == theirs
 
 
-def test_fixed_weights_must_name_every_language(demo_texts, tmp_path):
-    cfg, _ = demo_texts
-    cfg.tokenizer.language_weights = {"ita": 1.0}
-    try:
-        with pytest.raises(ConfigError, match="tokenizer.language_weights"):
-            train_tokenizer(cfg)
-    finally:
-        cfg.tokenizer.language_weights = {}
-
-
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
         ({"vocab_size": 300}, "tokenizer.vocab_size"),
         ({"reference": {"x": "some.model"}}, "tokenizer.reference.x"),
         ({"balance_rounds": -1}, "tokenizer.balance_rounds"),
+        # Fixed weights must name every data language, and not all be zero.
+        ({"language_weights": {"ita": 1.0}}, "tokenizer.language_weights: names ita, but the data languages"),
+        ({"language_weights": dict.fromkeys(["ita", "eng", "fra", "spa", "deu"], 0.0)},
+         "tokenizer.language_weights: at least one weight must be positive"),
     ],
 )
 def test_config_errors_name_the_key(make_tiny_run, tmp_path, keys, message):

@@ -54,6 +54,8 @@ class TokenizerConfig:
         for lang, weight in self.language_weights.items():
             if weight < 0:
                 raise ConfigError(f"{where}.language_weights.{lang}: {weight} must be >= 0")
+        if self.language_weights and sum(self.language_weights.values()) <= 0:
+            raise ConfigError(f"{where}.language_weights: at least one weight must be positive")
         for name, ref in self.reference.items():
             if ref != "mistral-common" and not ref.endswith(".json"):
                 raise ConfigError(

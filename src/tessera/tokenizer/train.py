@@ -33,7 +33,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from tessera.config import RunConfig
 from tessera.data.shards import read_shard
 from tessera.data.tokenize import require_shard
-from tessera.errors import ConfigError, DataError
+from tessera.errors import DataError
 from tessera.io import atomic_dir, sha256_file, write_json
 from tessera.layout import RunLayout
 from tessera.tokenizer.config import TokenizerConfig
@@ -134,25 +134,13 @@ def _normalised(weights: dict[str, float]) -> dict[str, float]:
     return {k: w / norm for k, w in sorted(weights.items())}
 
 
-def _fixed_weights(section: TokenizerConfig, languages: list[str]) -> dict[str, float] | None:
-    if not section.language_weights:
-        return None
-    if sorted(section.language_weights) != sorted(languages):
-        raise ConfigError(
-            f"tokenizer.language_weights: names {', '.join(sorted(section.language_weights))}, but the data "
-            f"languages are {', '.join(sorted(languages))}; give one weight each, or leave it empty (auto)"
-        )
-    if sum(section.language_weights.values()) <= 0:
-        raise ConfigError("tokenizer.language_weights: at least one weight must be positive")
-    return _normalised(section.language_weights)
-
-
 def train_tokenizer(cfg: RunConfig) -> Path:
     """Fit the tokenizer on the training shards and save it as a transformers-loadable folder."""
     section: TokenizerConfig = cfg.tokenizer
     layout = RunLayout(cfg.out_dir)
     languages = list(cfg.data.languages)
-    fixed = _fixed_weights(section, languages)
+    # Config validation made them name every data language, with a positive sum.
+    fixed = _normalised(section.language_weights) if section.language_weights else None
     specials = section.special_tokens
 
     pools, heldout = {}, {}
