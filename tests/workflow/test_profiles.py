@@ -218,6 +218,14 @@ def test_unset_account_stops_before_any_submission(tmp_path: Path) -> None:
     assert "export TESSERA_ACCOUNT=" in result.stdout + result.stderr
 
 
+def test_command_line_config_overrides_are_refused() -> None:
+    """Jobs read only the config files, so a `--config key=value` would not reach them."""
+    result = _snakemake(["-n", "--config", "seed=7"], dict(os.environ), REPO)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "overlay YAML" in output and "--config seed=7" in output, output
+
+
 def test_profiles_parse_and_share_one_structure() -> None:
     for site in [*SITES, "local-slurm"]:
         profile = _site_profile(site)

@@ -1,9 +1,19 @@
 # Shared by every .smk file, the validated config, the output layout and the `tessera` command line.
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 from tessera.config import from_mapping
 from tessera.layout import SPLITS, RunLayout, checkpoint_steps
 
+# Jobs rebuild the config from the config files alone (TESSERA_ARGS below), so a `--config key=value`
+# would change the DAG but not what the jobs compute: refuse it rather than run a mixed configuration.
+if workflow.config_settings.config:
+    raise WorkflowError(
+        "snakemake --config key=value overrides are not passed to the jobs; put them in an overlay YAML "
+        "and add it after config.yaml: --configfile config.yaml overlay.yaml "
+        f"(got --config {' '.join(f'{key}={value}' for key, value in workflow.config_settings.config.items())})"
+    )
 # Validating with the dataclasses here stops a bad config before any job runs (the JSON schema above
 # checks the workflow's shape; the dataclasses check every value with the same code the jobs use).
 CFG = from_mapping(config, Path(workflow.configfiles[-1]) if workflow.configfiles else None)
