@@ -6,7 +6,7 @@ what is allowed; the data stage itself then trusts its config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -82,10 +82,7 @@ class SourceConfig:
             if getattr(self, key) in (None, ""):
                 raise ConfigError(f"{where}.{key}: required for kind {self.kind} (source {self.name})")
         for key, kinds in _ONLY_FOR.items():
-            value = getattr(self, key)
-            is_default = value is None or (key == "text_field" and value == "text") or (
-                key == "hf_split" and value == "train")
-            if not is_default and self.kind not in kinds:
+            if getattr(self, key) != _DEFAULTS[key] and self.kind not in kinds:
                 raise ConfigError(
                     f"{where}.{key}: not used by kind {self.kind} (source {self.name}); "
                     f"it applies to kinds: {', '.join(kinds)}"
@@ -99,6 +96,10 @@ class SourceConfig:
                 f"{where}.license_basis: required when license is public-domain (source {self.name}): "
                 "say why, e.g. 'translator died in 1649'"
             )
+
+
+_DEFAULTS = {f.name: f.default for f in fields(SourceConfig)}
+"""A key of _ONLY_FOR left at its default is not a mistake on any kind."""
 
 
 @dataclass
@@ -132,8 +133,10 @@ class FilterConfig:
     """Words per shingle for near-duplicate detection."""
 
     def check(self, where: str) -> None:
-        for key in ("min_chars", "minhash_permutations", "shingle_words"):
-            if getattr(self, key) < (0 if key == "min_chars" else 1):
+        if self.min_chars < 0:
+            raise ConfigError(f"{where}.min_chars: {self.min_chars} must be >= 0")
+        for key in ("minhash_permutations", "shingle_words"):
+            if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be a positive integer")
         fractions = ("max_symbol_ratio", "max_digit_ratio", "max_repeated_line_ratio",
                      "min_language_confidence", "near_dup_threshold")
