@@ -135,7 +135,7 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     elif verb == "model" and action == "info":
         from tessera.model.config import print_info
 
-        print_info(args.preset or (cfg.model.preset if cfg else "demo"), cfg)
+        print_info(args.preset or cfg.model.preset, cfg)
     else:  # argparse guarantees a known verb; reaching here is a bug in this table
         raise AssertionError(f"unhandled verb {verb} {action}")
 

@@ -97,7 +97,8 @@ def test_worker_processes_give_the_same_bytes(bible_config):
 
 
 def test_reading_error_reaches_the_caller_through_the_worker_pool(make_config, text_source, tmp_path):
-    # The pool's feeder thread reads the sources; its DataError must surface like the in-process one.
+    # The sources are read in the main thread while workers filter; a reading error must still surface
+    # as the in-process one does, with the pool shut down cleanly.
     bad = tmp_path / "latin1.txt"
     bad.write_bytes(("Città " * 100).encode("latin-1"))
     cfg = make_config([text_source("latin", bad, "ita")])

@@ -1,10 +1,10 @@
 """Shards -> token files: `tessera tokenize --language L --split S` (see tessera.data.tokens for the format).
 
 Streaming in bounded memory: a reader thread decompresses and parses the shard into batches of about
-BATCH_BYTES of text, at most QUEUE_BATCHES ahead; the calling thread encodes each batch with the
-tokenizers library (Rust, all `num_threads` cores, without the GIL, so reading the next batch overlaps
-it) and appends the ids to the output. Memory is a few batches whatever the shard's size; the output is
-in document order, so it is the same for any thread count.
+BATCH_BYTES of text, at most QUEUE_BATCHES ahead; an encoder thread encodes each batch with the
+tokenizers library (Rust, all `num_threads` cores, without the GIL) while the calling thread appends the
+previous batch's ids to the output, so reading, encoding and writing overlap. Memory is a few batches
+whatever the shard's size; the output is in document order, so it is the same for any thread count.
 """
 
 from __future__ import annotations
