@@ -28,8 +28,8 @@ SNAKEMAKE = str(Path(sys.prefix) / "bin" / "snakemake")
 # Per site: what a training segment must ask SLURM for (4 GPUs per node, one task per GPU, the node's
 # cores split across the tasks, the production QOS, USR1 before the time limit).
 SITES = {
-    "leonardo": {"partition": "boost_usr_prod", "qos": "normal", "cpus_per_task": 8, "node_cores": 32},
-    "marenostrum": {"partition": "acc", "qos": "acc_ehpc", "cpus_per_task": 20, "node_cores": 80},
+    "leonardo": {"partition": "boost_usr_prod", "qos": "normal", "cpus_per_task": 8},
+    "marenostrum": {"partition": "acc", "qos": "acc_ehpc", "cpus_per_task": 20},
 }
 GPUS_PER_NODE = 4
 ACCOUNT = "euhpc_a01_042"
@@ -56,6 +56,12 @@ def _site_profile(site: str) -> dict:
 
     with open(REPO / "profiles" / site / "config.yaml", encoding="utf-8") as stream:
         return yte.process_yaml(stream, require_use_yte=True)
+
+
+def _profile_args(site: str, overlay: Path) -> list[str]:
+    """The site's profile and the demo config with a test overlay, as a user passes them."""
+    profile = REPO / "profiles" / site
+    return ["--profile", str(profile), "--configfile", str(REPO / "config.yaml"), str(overlay)]
 
 
 def _check_run(tmp_path: Path) -> tuple[Path, str]:
@@ -112,11 +118,7 @@ def _submit_first_segment(tmp_path: Path, site: str, account: str | None, nodes:
     if nodes is not None:
         env["TESSERA_NODES"] = str(nodes)
     args = [
-        "--profile",
-        str(REPO / "profiles" / site),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        str(overlay),
+        *_profile_args(site, overlay),
         "--allowed-rules",
         "train",
         "--retries",
@@ -147,18 +149,7 @@ def _option(argv: list[str], short: str) -> str:
 def test_dry_run_shows_each_jobs_site_resources(site: str, tmp_path: Path) -> None:
     overlay, _ = _check_run(tmp_path)
     env = _env(tmp_path, ACCOUNT)
-    result = _snakemake(
-        [
-            "-n",
-            "--profile",
-            str(REPO / "profiles" / site),
-            "--configfile",
-            str(REPO / "config.yaml"),
-            str(overlay),
-        ],
-        env,
-        REPO,
-    )
+    result = _snakemake(["-n", *_profile_args(site, overlay)], env, REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     expected = SITES[site]
     jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", result.stdout, flags=re.M)
@@ -182,6 +173,10 @@ def test_training_sbatch_geometry(site: str, tmp_path: Path) -> None:
     assert len(calls) == 1, result.stdout + result.stderr
     argv = calls[0]
     expected = SITES[site]
+    profile = _site_profile(site)
+    train = profile["set-resources"]["train"]
+    # The profile's one whole-node job (BPE training) states the node's cores.
+    node_cores = profile["set-resources"]["train_tokenizer"]["cpus_per_task"]
     assert argv[0] == "--parsable"
     assert _option(argv, "-A") == ACCOUNT
     assert _option(argv, "-p") == expected["partition"]
@@ -190,14 +185,13 @@ def test_training_sbatch_geometry(site: str, tmp_path: Path) -> None:
     assert f"--ntasks-per-node={GPUS_PER_NODE}" in argv
     assert f"--gres=gpu:{GPUS_PER_NODE}" in argv
     assert f"--cpus-per-task={expected['cpus_per_task']}" in argv
-    assert GPUS_PER_NODE * expected["cpus_per_task"] == expected["node_cores"]
+    assert train["tasks_per_node"] * train["cpus_per_task"] == node_cores
     # One task per GPU, not four trainers per GPU: no --ntasks-per-gpu, no plain --ntasks.
     assert not any(a.startswith(("--ntasks-per-gpu", "--ntasks=", "--gpus")) for a in argv), argv
     assert any(re.fullmatch(r"--signal=USR1@\d+", a) for a in argv), argv
-    assert int(_option(argv, "-t")) >= 60
+    assert int(_option(argv, "-t")) == train["runtime"]
     # The batch step runs the rule's shell, whose srun must start the same geometry (the executor
     # strips SLURM_NTASKS & co., so srun cannot inherit it).
-    train = _site_profile(site)["set-resources"]["train"]
     mpi = train["mpi"].split()
     assert mpi[0] == "srun"
     assert f"--ntasks-per-node={train['tasks_per_node']}" in mpi
@@ -286,16 +280,8 @@ def test_hub_downloads_run_on_the_login_node(tmp_path: Path) -> None:
     target = cache_root(cfg) / hub_source["name"]
     env = _env(tmp_path, ACCOUNT)
     env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # the local fetch must fail fast, not download
-    args = [
-        "--profile",
-        str(REPO / "profiles" / site),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        str(overlay),
-    ]
     quick = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
-    result = _snakemake(
-        [*args, *quick, "--allowed-rules", "fetch_source", "--retries", "0", str(target)], env, REPO
-    )
+    only_fetch = ["--allowed-rules", "fetch_source", "--retries", "0", str(target)]
+    result = _snakemake([*_profile_args(site, overlay), *quick, *only_fetch], env, REPO)
     assert "localrule fetch_source:" in result.stdout + result.stderr, result.stdout[-3000:]
     assert not (tmp_path / "sbatch.log").exists()
