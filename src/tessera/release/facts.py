@@ -107,6 +107,18 @@ def energy_basis(kind: str) -> Basis:
     return "measured" if kind == "measured" else "computed"
 
 
+def _energy_fact(label: str, figure: dict[str, Any], where: str) -> dict[str, Any]:
+    """A figure of reports/energy.json as a fact; the report's own kind travels along in `method`."""
+    return fact(
+        label,
+        figure["value"],
+        energy_basis(figure["kind"]),
+        f"reports/energy.json: {where}",
+        unit=figure["unit"],
+        method=f"{figure['kind']}: {figure['method']}",
+    )
+
+
 @dataclass
 class Facts:
     """Everything the documents state, grouped by topic; each value a fact or a table."""
@@ -313,17 +325,11 @@ class Facts:
             f"{len(t.stages)} stage(s); DeepSpeed ZeRO stage {t.zero_stage}, expert parallelism "
             f"{t.expert_parallel_size}, precision {t.precision}"
         )
-        tokens = self.energy_report["training"]["tokens"]
         return {
             "method": fact("Training method", method, "declared", "config train, model.moe"),
             "stages": stages,
-            "tokens": fact(
-                "Training tokens",
-                tokens["value"],
-                "measured",
-                "reports/energy.json: training.tokens",
-                unit="tokens",
-                method=tokens["method"],
+            "tokens": _energy_fact(
+                "Training tokens", self.energy_report["training"]["tokens"], "training.tokens"
             ),
             "tokens_seen": fact(
                 "Tokens seen by the released checkpoint",
@@ -344,7 +350,6 @@ class Facts:
 
     def compute(self) -> dict[str, dict]:
         e = self.energy_report
-        flops = e["training"]["flops"]
         totals = e["totals"]
         site = self.cfg.site
         train_jobs = [j for j in e["jobs"] if j.get("rule") == "train"]
@@ -355,14 +360,7 @@ class Facts:
             else site.gpu_type or "CPU only (site.gpu_type is null)"
         )
         return {
-            "training_flops": fact(
-                "Training compute",
-                flops["value"],
-                "computed",
-                "reports/energy.json: training.flops",
-                unit="FLOP",
-                method=flops["method"],
-            ),
+            "training_flops": _energy_fact("Training compute", e["training"]["flops"], "training.flops"),
             "training_gpu_hours": fact(
                 "GPU-hours of training",
                 sum(j["gpu_hours"] for j in train_jobs),
@@ -377,21 +375,9 @@ class Facts:
                 "reports/energy.json: jobs[rule=train].time_s",
                 unit="s",
             ),
-            "gpu_hours": fact(
-                "GPU-hours, whole pipeline",
-                totals["gpu_hours"]["value"],
-                "measured",
-                "reports/energy.json: totals.gpu_hours",
-                unit="GPU-h",
-                method=totals["gpu_hours"]["method"],
-            ),
-            "wall_time_s": fact(
-                "Wall time, whole pipeline",
-                totals["wall_time_s"]["value"],
-                "measured",
-                "reports/energy.json: totals.wall_time_s",
-                unit="s",
-                method=totals["wall_time_s"]["method"],
+            "gpu_hours": _energy_fact("GPU-hours, whole pipeline", totals["gpu_hours"], "totals.gpu_hours"),
+            "wall_time_s": _energy_fact(
+                "Wall time, whole pipeline", totals["wall_time_s"], "totals.wall_time_s"
             ),
             "hardware": fact("Hardware", hardware, "declared", "config site.gpu_type, energy.gpu_types"),
             "max_gpus": fact(
@@ -418,34 +404,24 @@ class Facts:
         e = self.energy_report
         totals, training, components = e["totals"], e["training"], e["components"]
 
-        def from_report(label: str, figure: dict, where: str) -> dict:
-            return fact(
-                label,
-                figure["value"],
-                energy_basis(figure["kind"]),
-                f"reports/energy.json: {where}",
-                unit=figure["unit"],
-                method=f"{figure['kind']}: {figure['method']}",
-            )
-
         out = {
-            "training_energy_kwh": from_report(
+            "training_energy_kwh": _energy_fact(
                 "Energy of training (IT)", training["energy_it_kwh"], "training.energy_it_kwh"
             ),
-            "training_gpu_energy_kwh": from_report(
+            "training_gpu_energy_kwh": _energy_fact(
                 "GPU energy of training", training["energy_gpu_kwh"], "training.energy_gpu_kwh"
             ),
-            "it_energy_kwh": from_report("Energy, whole pipeline (IT)", totals["it_kwh"], "totals.it_kwh"),
-            "it_measured_kwh": from_report(
+            "it_energy_kwh": _energy_fact("Energy, whole pipeline (IT)", totals["it_kwh"], "totals.it_kwh"),
+            "it_measured_kwh": _energy_fact(
                 "of which measured", totals["it_measured_kwh"], "totals.it_measured_kwh"
             ),
-            "it_estimated_kwh": from_report(
+            "it_estimated_kwh": _energy_fact(
                 "of which estimated", totals["it_estimated_kwh"], "totals.it_estimated_kwh"
             ),
-            "facility_energy_kwh": from_report(
+            "facility_energy_kwh": _energy_fact(
                 "Facility energy (IT x PUE)", totals["facility_kwh"], "totals.facility_kwh"
             ),
-            "co2e_kg": from_report("Emissions", totals["co2e_kg"], "totals.co2e_kg"),
+            "co2e_kg": _energy_fact("Emissions", totals["co2e_kg"], "totals.co2e_kg"),
         }
         out["components"] = table(
             "Energy by component, whole pipeline",
