@@ -8,7 +8,7 @@ SNAKEMAKE := $(BIN)/snakemake
 # Rules call `tessera`, `torchrun` and friends by name: the venv's bin must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lint dag report bench clean install
+.PHONY: run test lint dag report clean install
 
 # The stamp is rebuilt when pyproject.toml changes, so a pull that adds a dependency reinstalls.
 $(VENV)/.installed: pyproject.toml
