@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_dir", "write_text", "write_json", "sha256_file"]
+__all__ = ["atomic_path", "atomic_dir", "write_text", "write_json", "write_csv", "sha256_file"]
 
 
 def _umask() -> int:
@@ -66,6 +68,16 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """A header of `columns`, then a line per row with those keys (others ignored); LF line endings, not
+    the csv module's CRLF, like every other text the pipeline writes."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:

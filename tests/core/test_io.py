@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from tessera.io import atomic_dir, atomic_path, write_json
+from tessera.io import atomic_dir, atomic_path, write_csv, write_json
 
 
 def test_atomic_path_leaves_nothing_on_error(tmp_path):
@@ -37,3 +37,9 @@ def test_outputs_follow_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def test_write_csv_keeps_the_columns_in_order_with_lf_endings(tmp_path):
+    path = tmp_path / "t.csv"
+    write_csv(path, [{"b": 2, "a": "x,y", "extra": 0}, {"a": 1}], ["a", "b"])
+    assert path.read_bytes() == b'a,b\n"x,y",2\n1,\n'

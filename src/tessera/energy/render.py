@@ -1,11 +1,35 @@
-"""reports/energy.md and energy.csv from the summary dict (reports/energy.json) that report.py builds."""
+"""reports/energy.md, and energy.csv's columns, from the summary dict (energy.json) that report.py builds."""
 
 from __future__ import annotations
 
-import csv
-import io
+__all__ = ["summary_markdown", "JOB_CSV_COLUMNS"]
 
-__all__ = ["summary_markdown", "summary_csv"]
+# energy.csv: a row per job of summary["jobs"].
+JOB_CSV_COLUMNS = (
+    "job",
+    "rule",
+    "stage",
+    "status",
+    "gpu_j",
+    "gpu_kind",
+    "cpu_j",
+    "cpu_kind",
+    "mem_j",
+    "mem_kind",
+    "total_j",
+    "time_s",
+    "gpu_hours",
+    "num_gpus",
+    "num_nodes",
+    "num_ranks",
+    "invocations",
+    "failed_attempts",
+    "benchmark_s",
+    "max_rss_mb",
+    "cpu_time_s",
+    "mean_load",
+    "sacct_j",
+)
 
 
 def _g(x) -> str:
@@ -104,37 +128,3 @@ def summary_markdown(summary: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def summary_csv(summary: dict) -> str:
-    columns = [
-        "job",
-        "rule",
-        "stage",
-        "status",
-        "gpu_j",
-        "gpu_kind",
-        "cpu_j",
-        "cpu_kind",
-        "mem_j",
-        "mem_kind",
-        "total_j",
-        "time_s",
-        "gpu_hours",
-        "num_gpus",
-        "num_nodes",
-        "num_ranks",
-        "invocations",
-        "failed_attempts",
-        "benchmark_s",
-        "max_rss_mb",
-        "cpu_time_s",
-        "mean_load",
-        "sacct_j",
-    ]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in summary["jobs"]:
-        writer.writerow(row)
-    return buf.getvalue()

@@ -29,7 +29,7 @@ from tessera.energy.records import (
 )
 from tessera.energy.slurm import sacct_energies
 from tessera.errors import DataError
-from tessera.io import write_json, write_text
+from tessera.io import write_csv, write_json, write_text
 from tessera.layout import RunLayout
 
 __all__ = [
@@ -466,7 +466,7 @@ def build_summary(
 def write_report(cfg: RunConfig, query_sacct: bool = True) -> dict:
     """Write reports/energy.{md,csv,json} and the PNG plots from the logs under cfg.out_dir."""
     from tessera.energy.plots import write_plots
-    from tessera.energy.render import summary_csv, summary_markdown
+    from tessera.energy.render import JOB_CSV_COLUMNS, summary_markdown
 
     layout = RunLayout(cfg.out_dir)
     jobs = load_jobs(layout.energy_dir)
@@ -482,7 +482,7 @@ def write_report(cfg: RunConfig, query_sacct: bool = True) -> dict:
     )
     reports = layout.reports_dir
     write_plots(reports, summary, jobs, per_step_energy(metrics, cfg), summary["training"]["segments"])
-    write_text(reports / "energy.csv", summary_csv(summary))
+    write_csv(reports / "energy.csv", summary["jobs"], JOB_CSV_COLUMNS)
     write_json(reports / "energy.json", summary)
     write_text(reports / "energy.md", summary_markdown(summary))  # last: Snakemake's target of the rule
     t = summary["totals"]

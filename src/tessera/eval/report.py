@@ -14,13 +14,12 @@ reports what finished and lists the checkpoints whose evaluation is missing.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tessera.io import atomic_path, write_json, write_text
+from tessera.io import atomic_path, write_csv, write_json, write_text
 from tessera.layout import RunLayout, checkpoint_steps
 
 if TYPE_CHECKING:
@@ -84,13 +83,6 @@ def _task_rows(results: list[dict]) -> list[dict[str, Any]]:
         for task, metrics in r["tasks"].items()
         for metric, value in metrics.items()
     ]
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _task_names(results: list[dict]) -> list[str]:
@@ -240,11 +232,11 @@ def write_report(cfg: RunConfig) -> Path:
     results, missing = collect_results(cfg)
     for path in missing:
         log.warning("no evaluation result at %s", path)
-    _write_csv(out / "eval.csv", _intrinsic_rows(results),
-               ["stage", "step", "tokens_seen", "language", "bits_per_byte", "perplexity", "gap_to_best",
-                "num_tokens", "num_bytes"])
-    _write_csv(out / "eval_tasks.csv", _task_rows(results), ["stage", "step", "tokens_seen", "task", "metric",
-                                                             "value"])
+    write_csv(out / "eval.csv", _intrinsic_rows(results),
+              ["stage", "step", "tokens_seen", "language", "bits_per_byte", "perplexity", "gap_to_best",
+               "num_tokens", "num_bytes"])
+    write_csv(out / "eval_tasks.csv", _task_rows(results), ["stage", "step", "tokens_seen", "task", "metric",
+                                                            "value"])
     write_json(out / "eval.json", _summary(cfg, results, missing))
     _plot_bits_per_byte(out / "eval_bits_per_byte.png", results)
     _plot_tasks(out / "eval_tasks.png", results)

@@ -8,8 +8,6 @@ loaded here (a path a fresh clone lacks) are skipped with a note in the report, 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from pathlib import Path
@@ -19,7 +17,7 @@ from tokenizers import Tokenizer
 from tessera.config import RunConfig
 from tessera.data.shards import read_shard
 from tessera.data.tokenize import require_shard
-from tessera.io import atomic_path, write_text
+from tessera.io import atomic_path, write_csv, write_text
 from tessera.layout import RunLayout
 from tessera.tokenizer.fertility import Encoder, Fertility, measure, parity_ratio, token_counter
 from tessera.tokenizer.train import TRAINING_RECORD
@@ -148,26 +146,23 @@ def write_report(cfg: RunConfig) -> Path:
     }
 
     reports = layout.reports_dir
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for dataset, by_tokenizer in results.items():
-        for name, per_lang in by_tokenizer.items():
-            for lang, f in per_lang.items():
-                writer.writerow(
-                    {
-                        "dataset": dataset,
-                        "tokenizer": name,
-                        "language": lang,
-                        "tokens_per_word": f"{f.tokens_per_word:.4f}",
-                        "bytes_per_token": f"{f.bytes_per_token:.4f}",
-                        "num_tokens": f.num_tokens,
-                        "num_words": f.num_words,
-                        "num_bytes": f.num_bytes,
-                        "parity_ratio": f"{_parity(per_lang):.4f}",
-                    }
-                )
-    write_text(reports / "tokenizer.csv", buffer.getvalue())
+    rows = [
+        {
+            "dataset": dataset,
+            "tokenizer": name,
+            "language": lang,
+            "tokens_per_word": f"{f.tokens_per_word:.4f}",
+            "bytes_per_token": f"{f.bytes_per_token:.4f}",
+            "num_tokens": f.num_tokens,
+            "num_words": f.num_words,
+            "num_bytes": f.num_bytes,
+            "parity_ratio": f"{_parity(per_lang):.4f}",
+        }
+        for dataset, by_tokenizer in results.items()
+        for name, per_lang in by_tokenizer.items()
+        for lang, f in per_lang.items()
+    ]
+    write_csv(reports / "tokenizer.csv", rows, CSV_FIELDS)
     _plot(results, reports / "tokenizer.png")
     write_text(reports / "tokenizer.md", _markdown(cfg, layout, ours.get_vocab_size(), results, notes))
     for note in notes:
