@@ -211,12 +211,12 @@ class Segment:
         peak = None
         if cfg.site.gpu_type and self.device.type == "cuda":
             peak = cfg.energy.gpu_types[cfg.site.gpu_type].peak_bf16_flops
-        callbacks: list[Callback] = [
-            ThroughputCallback(flops_per_token, peak, self.env.world_size), MoEStatsCallback(),
-        ]
-        if meter is not None:
+        callbacks: list[Callback] = []
+        if meter is not None:  # on every rank: its sum over ranks is a collective
             callbacks.append(EnergyCallback(meter, self._sum_over_ranks if self.env.world_size > 1 else None))
-        if self.env.is_main:  # one log per stage: rank 0 writes it
+        if self.env.is_main:  # one log per stage: rank 0 computes the metrics it needs and writes it
+            callbacks.append(ThroughputCallback(flops_per_token, peak, self.env.world_size))
+            callbacks.append(MoEStatsCallback())
             callbacks.append(JsonlLogger(self.state_dir / METRICS_FILE))
             if self.tcfg.tensorboard:
                 callbacks.append(TensorBoardLogger(self.state_dir / "tensorboard"))
