@@ -47,6 +47,12 @@ class ClippedAdamW(torch.optim.AdamW):
             squared = squared + expert_squared
         return squared.sqrt()
 
+    def _clip_coefficient_below_one(self, dtype: torch.dtype) -> bool:
+        """Whether torch's clip coefficient min(max_norm / (norm + 1e-6), 1) is below 1, computed as torch
+        does (in the norm's dtype) on a host copy: at 1 the clip would multiply every gradient by 1."""
+        host_norm = torch.tensor(self._global_grad_norm, dtype=dtype)
+        return bool(self.max_norm / (host_norm + 1e-6) < 1)
+
     @torch.no_grad()
     def step(self, closure=None):
         norm = self.global_grad_norm()
@@ -54,7 +60,7 @@ class ClippedAdamW(torch.optim.AdamW):
         self.overflow = not math.isfinite(self._global_grad_norm)
         if self.overflow:
             return None
-        if self.max_norm > 0:
+        if self.max_norm > 0 and self._clip_coefficient_below_one(norm.dtype):
             params = [p for group in self.param_groups for p in group["params"]]
             clip_grads_with_norm_(params, self.max_norm, norm)  # skips parameters without gradients
         return super().step(closure)
