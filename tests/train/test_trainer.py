@@ -143,6 +143,11 @@ def test_two_ranks_expert_parallel_match_one_rank(reference, tmp_path, zero_stag
     for name in ref:
         torch.testing.assert_close(ours[name], ref[name], rtol=0, atol=2e-4, msg=name)
     assert losses == pytest.approx(_losses(reference), abs=1e-4)
+    # The weights barely depend on the clip coefficient: the norms check ClippedAdamW's sum of the
+    # experts' squares over the EP group (stage 0) and ZeRO-2's own norm.
+    grad_norms = [r["grad_norm"] for r in read_metrics(layout.state_dir("s1") / "metrics.jsonl")]
+    reference_norms = [r["grad_norm"] for r in read_metrics(reference.state_dir("s1") / "metrics.jsonl")]
+    assert grad_norms == pytest.approx(reference_norms, rel=1e-4)
 
 
 def test_preempted_then_killed_run_ends_bitwise_identical(reference, tmp_path):
@@ -221,7 +226,7 @@ def test_activation_checkpointing_trains_the_same(reference, tmp_path):
     config, layout = make_mini_run(tmp_path)
     shutil.copytree(reference.state_dir("s1"), layout.state_dir("s1"))
     run_tessera(config, "--set", "train.activation_checkpointing=true", "train", "--stage", "s2")
-    torch.testing.assert_close(_losses(layout, "s2"), _losses(reference, "s2"), rtol=0, atol=1e-5)
+    assert _losses(layout, "s2") == _losses(reference, "s2")
 
 
 def test_bf16_engine_resumes_bitwise(tmp_path):
