@@ -32,6 +32,8 @@ __all__ = [
     "model_from_state",
     "read_checkpoint_meta",
     "is_tokenizer_file",
+    "copy_tokenizer_files",
+    "read_safetensors",
     "WEIGHTS_FILE",
     "META_FILE",
 ]
@@ -46,6 +48,23 @@ _TOKENIZER_NAMES = {"special_tokens_map.json", "added_tokens.json", "vocab.json"
 
 def is_tokenizer_file(name: str) -> bool:
     return name.startswith("tokenizer") or name in _TOKENIZER_NAMES or name.endswith(".model")
+
+
+def copy_tokenizer_files(source: Path, target: Path) -> None:
+    """Copy the tokenizer files of folder `source` (see is_tokenizer_file) into `target`."""
+    for item in sorted(source.iterdir()):
+        if item.is_file() and is_tokenizer_file(item.name):
+            shutil.copy2(item, target / item.name)
+
+
+def read_safetensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; CheckpointError if it cannot be read."""
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path.parent}: {path.name} cannot be read ({err}); the file is truncated or corrupt"
+        ) from None
 
 
 def save_checkpoint(
@@ -67,9 +86,7 @@ def save_checkpoint(
                 raise CheckpointError(
                     f"{tokenizer_dir}: tokenizer folder not found (train the tokenizer first)"
                 )
-            for item in sorted(tokenizer_dir.iterdir()):
-                if item.is_file() and is_tokenizer_file(item.name):
-                    shutil.copy2(item, tmp / item.name)
+            copy_tokenizer_files(tokenizer_dir, tmp)
     return directory
 
 
@@ -106,12 +123,7 @@ def load_checkpoint(
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise CheckpointError(f"{directory}: {WEIGHTS_FILE} is missing; re-publish the checkpoint")
-    try:
-        state = load_file(str(weights_path), device=str(device))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(
-            f"{directory}: {WEIGHTS_FILE} cannot be read ({err}); the file is truncated or corrupt"
-        ) from None
+    state = read_safetensors(weights_path, device)
     mismatch = f"{weights_path}: does not match its {META_FILE} model config"
     return model_from_state(cfg, state, device, mismatch), meta
 

@@ -21,22 +21,21 @@ auxiliary-loss-free selection bias (it changes which experts a token reaches; Qw
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from tessera.config import from_dict
 from tessera.errors import CheckpointError, ConfigError
 from tessera.io import atomic_dir, write_json
 from tessera.model.checkpoint import (
     WEIGHTS_FILE,
-    is_tokenizer_file,
+    copy_tokenizer_files,
     model_from_state,
     read_checkpoint_meta,
+    read_safetensors,
     save_checkpoint,
 )
 from tessera.model.config import ModelConfig
@@ -251,12 +250,6 @@ def from_hf_state_dict(hf_state: dict[str, torch.Tensor], num_experts: int) -> d
     return state
 
 
-def _copy_tokenizer(source: Path, target: Path) -> None:
-    for item in sorted(source.iterdir()):
-        if item.is_file() and is_tokenizer_file(item.name):
-            shutil.copy2(item, target / item.name)
-
-
 def export_hf(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Write a transformers folder (model.safetensors, config.json, generation_config.json, tokenizer).
 
@@ -266,11 +259,7 @@ def export_hf(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtyp
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     cfg, meta = read_checkpoint_meta(checkpoint_dir)
     _check_exportable(cfg, str(checkpoint_dir))
-    weights_path = checkpoint_dir / WEIGHTS_FILE
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{checkpoint_dir}: {WEIGHTS_FILE} cannot be read ({err})") from None
+    state = read_safetensors(checkpoint_dir / WEIGHTS_FILE)
     for name, tensor in state.items():
         if "expert_bias" in name and tensor.abs().max() > 0:
             raise ConfigError(
@@ -288,7 +277,7 @@ def export_hf(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtyp
         generation = {key: value for key, value in token_ids.items() if value is not None}
         write_json(tmp / "generation_config.json", generation)
         write_json(tmp / "tessera.json", {"exported_from": str(checkpoint_dir), **meta})
-        _copy_tokenizer(checkpoint_dir, tmp)
+        copy_tokenizer_files(checkpoint_dir, tmp)
     return out_dir
 
 
@@ -301,12 +290,7 @@ def _read_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
         )
     state: dict[str, torch.Tensor] = {}
     for path in files:
-        try:
-            state.update(load_file(str(path)))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-            raise CheckpointError(
-                f"{hf_dir}: {path.name} cannot be read ({err}); truncated or corrupt"
-            ) from None
+        state.update(read_safetensors(path))
     return state
 
 
