@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 
-from tessera.eval.report import REPORT_FILES, main_metric, write_report
+from tessera.eval.report import REPORT_FILES, main_metric, score_metrics, write_report
 from tessera.io import write_json
 from tessera.layout import RunLayout
 
@@ -73,3 +73,8 @@ def test_main_metric_prefers_accuracy():
     assert main_metric({"acc_norm": 0.3, "num_samples": 4}) == "acc_norm"
     assert main_metric({"bleu": 12.0, "bleu_stderr": 1.0}) == "bleu"
     assert main_metric({"num_samples": 4}) is None
+
+
+def test_score_metrics_leave_out_stderr_and_sample_count():
+    metrics = {"acc": 0.2, "acc_stderr": 0.01, "f1": 0.5, "num_samples": 4}
+    assert score_metrics(metrics) == {"acc": 0.2, "f1": 0.5}

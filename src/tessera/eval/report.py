@@ -25,7 +25,7 @@ from tessera.layout import RunLayout, checkpoint_steps
 if TYPE_CHECKING:
     from tessera.config import RunConfig
 
-__all__ = ["write_report", "collect_results", "main_metric", "REPORT_FILES"]
+__all__ = ["write_report", "collect_results", "main_metric", "score_metrics", "REPORT_FILES"]
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,17 @@ REPORT_FILES = (
 _MAIN_METRICS = ("acc", "acc_norm", "exact_match", "f1", "mcc")
 
 
+def score_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """A task's scores: its metrics less the `<metric>_stderr` and `num_samples` entries beside them."""
+    return {m: v for m, v in metrics.items() if not m.endswith("_stderr") and m != "num_samples"}
+
+
 def main_metric(metrics: dict[str, float]) -> str | None:
     """The metric a task's column shows: the first of acc, acc_norm, ... that it reports."""
     for name in _MAIN_METRICS:
         if name in metrics:
             return name
-    others = [m for m in metrics if not m.endswith("_stderr") and m != "num_samples"]
-    return others[0] if others else None
+    return next(iter(score_metrics(metrics)), None)
 
 
 def collect_results(cfg: RunConfig) -> tuple[list[dict[str, Any]], list[str]]:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from tessera.config import RunConfig
 from tessera.energy.records import combine_kinds
 from tessera.errors import ReleaseError
+from tessera.eval.report import score_metrics
 from tessera.layout import RunLayout, checkpoint_steps
 from tessera.model.checkpoint import read_checkpoint_meta
 from tessera.model.config import ModelConfig, num_active_params, num_params
@@ -464,9 +465,7 @@ class Facts:
         )
         task_rows = []
         for task, metrics in final["tasks"].items():
-            for metric, value in metrics.items():
-                if metric.endswith("_stderr") or metric == "num_samples":
-                    continue
+            for metric, value in score_metrics(metrics).items():
                 task_rows.append(
                     {
                         "task": task,

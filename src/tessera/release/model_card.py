@@ -12,6 +12,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from tessera.eval.report import score_metrics
 from tessera.release.documents import format_value, render_facts, render_table
 from tessera.release.facts import ISO_639_1, Facts
 
@@ -44,8 +45,8 @@ def _eval_results(facts: Facts) -> list[EvalResult]:
         for lang, scores in final["intrinsic"].items()
     ]
     for task, metrics in final["tasks"].items():
-        for metric, value in metrics.items():
-            if metric.endswith("_stderr") or metric == "num_samples" or not isinstance(value, int | float):
+        for metric, value in score_metrics(metrics).items():
+            if not isinstance(value, int | float):
                 continue
             results.append(
                 EvalResult(
