@@ -197,8 +197,11 @@ def _segment_energy(jobs: list[JobEnergy], cfg: RunConfig) -> list[dict]:
     offsets = _stage_offsets(cfg)
     by_stage: dict[str, list[tuple[int, JobEnergy]]] = {}
     for job in jobs:
-        name, _, step = job.job.removeprefix("train-").rpartition("-")
-        if job.rule == "train" and name in stages and step.isdigit():
+        if job.rule != "train":
+            continue
+        # merge_job parsed the stage ("train/<stage>"); only the step is left in the job name.
+        name, step = job.stage.removeprefix("train/"), job.job.rpartition("-")[2]
+        if name in stages and step.isdigit():
             by_stage.setdefault(name, []).append((int(step), job))
     out = []
     for name, segments in by_stage.items():
@@ -232,11 +235,12 @@ def build_summary(
     cfg: RunConfig,
     jobs: list[JobEnergy],
     benchmarks: dict[str, dict[str, float]],
-    metrics: list[dict],
+    step_energy: list[dict],
     flops: list[StageFlops],
     query_sacct: bool = True,
 ) -> dict:
-    """The content of energy.json (and the figures the md/csv/plots show)."""
+    """The content of energy.json (and the figures the md/csv/plots show); `step_energy` is
+    per_step_energy's list."""
     site, energy = cfg.site, cfg.energy
     pue = site.pue
     notes: list[str] = []
@@ -346,7 +350,6 @@ def build_summary(
         notes.append("site.gpu_type is null (CPU-only site): no hardware floor for energy per FLOP.")
     elif not train_gpu_j:
         notes.append("Training jobs measured no GPU energy: energy per FLOP is not compared with the floor.")
-    step_energy = per_step_energy(metrics, cfg)
     segments = _segment_energy(jobs, cfg)
     training = {
         "tokens": figure(
@@ -471,17 +474,17 @@ def write_report(cfg: RunConfig, query_sacct: bool = True) -> dict:
     layout = RunLayout(cfg.out_dir)
     jobs = load_jobs(layout.energy_dir)
     stages = [s.name for s in cfg.train.stages]
-    metrics = read_training_metrics(layout, stages)
+    step_energy = per_step_energy(read_training_metrics(layout, stages), cfg)
     summary = build_summary(
         cfg,
         jobs,
         read_benchmarks(layout.benchmarks_dir),
-        metrics,
+        step_energy,
         training_flops(cfg, layout),
         query_sacct=query_sacct,
     )
     reports = layout.reports_dir
-    write_plots(reports, summary, jobs, per_step_energy(metrics, cfg), summary["training"]["segments"])
+    write_plots(reports, summary, jobs, step_energy, summary["training"]["segments"])
     write_csv(reports / "energy.csv", summary["jobs"], JOB_CSV_COLUMNS)
     write_json(reports / "energy.json", summary)
     write_text(reports / "energy.md", summary_markdown(summary))  # last: Snakemake's target of the rule
