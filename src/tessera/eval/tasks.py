@@ -88,7 +88,7 @@ class TaskResults:
     """{"task", "error"} for tasks that failed while running."""
 
 
-def _missing_local_data(cfg: RunConfig, task: str, files: list[str]) -> str | None:
+def _missing_local_data(cfg: RunConfig, files: list[str]) -> str | None:
     data_dir = cfg.eval.task_data_dir
     if data_dir is None:
         return "eval.task_data_dir is not set"
@@ -128,7 +128,7 @@ def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
     local = local_tasks()
     runnable = []
     for task in cfg.eval.tasks:
-        reason = _missing_local_data(cfg, task, local[task]) if task in local else None
+        reason = _missing_local_data(cfg, local[task]) if task in local else None
         if reason:
             log.warning("skipping %s: %s", task, reason)
             results.skipped.append({"task": task, "reason": reason})
@@ -140,7 +140,7 @@ def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
     # Indexing lm-eval's ~15,000 built-in tasks costs seconds: only when an upstream task asks for it.
     manager = TaskManager(
         include_path=str(LOCAL_TASK_DIR),
-        include_defaults=bool(upstream_tasks(runnable)),
+        include_defaults=any(task not in local for task in runnable),
         metadata={"task_data_dir": str(data_dir.resolve()) if data_dir else None},
     )
 
