@@ -30,16 +30,14 @@ def fake_sacct(tmp_path, monkeypatch):
 
 
 def test_consumed_energy_of_the_allocation(fake_sacct):
-    fake_sacct(
-        "4242|5400000|3600|2|COMPLETED\n4242.batch|1000|3600|1|COMPLETED\n4242.0|5300000|3500|2|COMPLETED\n"
-    )
+    fake_sacct("4242|5400000\n4242.batch|1000\n4242.0|5300000\n")
     got = sacct_energies(["4242"])["4242"]
-    assert got.consumed_j == 5.4e6 and got.elapsed_s == 3600 and got.num_nodes == 2
+    assert got.consumed_j == 5.4e6
     assert "allocation" in got.note
 
 
 def test_no_energy_plugin_is_noted(fake_sacct):
-    fake_sacct("4242|0|60|1|COMPLETED\n")
+    fake_sacct("4242|0\n")
     got = sacct_energies(["4242"])["4242"]
     assert got.consumed_j is None and "acct_gather_energy" in got.note
 
@@ -61,7 +59,7 @@ def test_absent_sacct_is_noted(monkeypatch, tmp_path):
 
 
 def test_report_puts_sacct_next_to_the_meter(fake_sacct, run_config, make_record):
-    fake_sacct("77|7200|60|1|COMPLETED\n")
+    fake_sacct("77|7200\n")
     cfg = run_config()
     layout = RunLayout(cfg.out_dir)
     append_record(
@@ -74,7 +72,7 @@ def test_report_puts_sacct_next_to_the_meter(fake_sacct, run_config, make_record
 
 
 def test_one_query_for_many_jobs(fake_sacct):
-    fake_sacct("1|3600|10|1|COMPLETED\n2|0|10|1|COMPLETED\n")
+    fake_sacct("1|3600\n2|0\n")
     got = sacct_energies(["1", "2", "3"])
     assert got["1"].consumed_j == 3600.0
     assert got["2"].consumed_j is None and "acct_gather_energy" in got["2"].note

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 __all__ = ["SacctEnergy", "sacct_energies"]
 
-SACCT_FORMAT = "JobID,ConsumedEnergyRaw,ElapsedRaw,NNodes,State"
+SACCT_FORMAT = "JobID,ConsumedEnergyRaw"
 
 
 @dataclass
@@ -20,8 +20,6 @@ class SacctEnergy:
     job_id: str
     consumed_j: float | None
     """ConsumedEnergyRaw of the job allocation, joules; None when sacct gives no figure."""
-    elapsed_s: float | None
-    num_nodes: int | None
     note: str
     """Why there is no figure, or what the figure covers."""
 
@@ -36,16 +34,15 @@ def _number(text: str) -> float | None:
 
 def _parse(job_id: str, rows: list[list[str]]) -> SacctEnergy:
     allocation = next((r for r in rows if r[0] == job_id), None)
-    if allocation is None or len(allocation) < 4:
-        return SacctEnergy(job_id, None, None, None, f"sacct has no record of job {job_id}")
-    consumed, elapsed, nodes = (_number(value) for value in allocation[1:4])
-    num_nodes = int(nodes) if nodes is not None else None
+    if allocation is None or len(allocation) < 2:
+        return SacctEnergy(job_id, None, f"sacct has no record of job {job_id}")
+    consumed = _number(allocation[1])
     if not consumed:
         # 0 or empty: the cluster runs no acct_gather_energy plugin (or the job ran too briefly).
         why = "sacct reports no ConsumedEnergy (no acct_gather_energy plugin on this cluster)"
-        return SacctEnergy(job_id, None, elapsed, num_nodes, why)
+        return SacctEnergy(job_id, None, why)
     what = "sacct ConsumedEnergy of the allocation (scope set by the site's energy plugin)"
-    return SacctEnergy(job_id, consumed, elapsed, num_nodes, what)
+    return SacctEnergy(job_id, consumed, what)
 
 
 def sacct_energies(job_ids: list[str], timeout_s: float = 60.0) -> dict[str, SacctEnergy]:
@@ -66,4 +63,4 @@ def sacct_energies(job_ids: list[str], timeout_s: float = 60.0) -> dict[str, Sac
             return {job_id: _parse(job_id, rows) for job_id in job_ids}
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         failure = f"sacct failed (exit {proc.returncode}): {last}"
-    return {job_id: SacctEnergy(job_id, None, None, None, failure) for job_id in job_ids}
+    return {job_id: SacctEnergy(job_id, None, failure) for job_id in job_ids}
