@@ -126,8 +126,6 @@ def combine_kinds(kinds: set[str]) -> str:
     informative = kinds - {"none"}
     if not informative:
         return "none"
-    if len(informative) == 1:
-        return next(iter(informative))
     return "+".join(sorted(informative))
 
 
