@@ -26,7 +26,7 @@ from tessera.config import RunConfig
 from tessera.energy.records import combine_kinds
 from tessera.errors import ReleaseError
 from tessera.eval.report import score_metrics
-from tessera.layout import RunLayout, checkpoint_steps
+from tessera.layout import RunLayout
 from tessera.model.checkpoint import read_checkpoint_meta
 from tessera.model.config import ModelConfig, num_active_params, num_params
 
@@ -96,10 +96,10 @@ def _read_json(path: Path, remedy: str) -> dict[str, Any]:
 
 
 def final_checkpoint_dir(cfg: RunConfig) -> Path:
-    """The last stage's last published checkpoint: the model the release exports."""
+    """The last stage's last published checkpoint (a stage always publishes its final step): the model
+    the release exports."""
     stage = cfg.train.stages[-1]
-    step = checkpoint_steps(stage.num_steps, cfg.train.checkpoint_every)[-1]
-    return RunLayout(cfg.out_dir).checkpoint(stage.name, step)
+    return RunLayout(cfg.out_dir).checkpoint(stage.name, stage.num_steps)
 
 
 def energy_basis(kind: str) -> Basis:
