@@ -63,21 +63,19 @@ def make_mini_run(directory: Path, **train) -> tuple[Path, RunLayout]:
     return config, layout
 
 
-def tessera_cmd(config: Path, *args: str, nproc: int = 1) -> list[str]:
-    """`tessera --config config.yaml --config <mini> ...`, under torchrun when nproc > 1."""
-    base = ["--config", str(REPO / "config.yaml"), "--config", str(config), *args]
-    if nproc == 1:
-        return [sys.executable, "-m", "tessera.cli", *base]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "tessera.cli", *base]
+def tessera_cmd(config: Path, *args: str) -> list[str]:
+    """`tessera --config config.yaml --config <mini> ...` in one process (two-rank tests start ranks as
+    srun does, with SLURM variables)."""
+    configs = ["--config", str(REPO / "config.yaml"), "--config", str(config)]
+    return [sys.executable, "-m", "tessera.cli", *configs, *args]
 
 
 TEST_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 
-def run_tessera(config: Path, *args: str, nproc: int = 1, timeout: float = 180,
+def run_tessera(config: Path, *args: str, timeout: float = 180,
                 check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(tessera_cmd(config, *args, nproc=nproc), cwd=REPO, env=TEST_ENV,
+    proc = subprocess.run(tessera_cmd(config, *args), cwd=REPO, env=TEST_ENV,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")

@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from tessera.parallel.env import DistEnv
 
-__all__ = ["init_distributed", "backend_for", "device_for", "free_port", "barrier", "all_true", "shutdown"]
+__all__ = ["init_distributed", "backend_for", "device_for", "free_port", "barrier", "all_true"]
 
 
 def free_port() -> int:
@@ -71,8 +71,3 @@ def all_true(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return bool(t.item())
-
-
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from dataclasses import dataclass
 
 __all__ = ["DistEnv", "first_host"]
@@ -47,10 +46,6 @@ class DistEnv:
     def is_node_main(self) -> bool:
         """Local rank 0: meters CPU and memory once per node."""
         return self.local_rank == 0
-
-    @property
-    def node(self) -> str:
-        return socket.gethostname()
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> DistEnv:

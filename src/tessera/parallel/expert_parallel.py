@@ -80,8 +80,6 @@ class ExpertParallelExperts(DeepSpeedMoE):
         self.ep_group = groups._get_expert_parallel_group(self.expert_group_name)
 
     def forward(self, x_sorted_SD: torch.Tensor, counts_E: torch.Tensor) -> torch.Tensor:
-        if self.ep_group is None:
-            self.set_deepspeed_parallelism()
         P, L = self.ep_size, self.num_local_experts
         counts_PL = counts_E.to(torch.int64).view(P, L)
         recv_counts_PL = torch.empty_like(counts_PL)

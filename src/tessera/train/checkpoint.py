@@ -186,9 +186,9 @@ def check_compatible(directory: Path, saved: RunStateMeta, expected: RunStateMet
         )
 
 
-def load_state(directory: Path, saved: RunStateMeta, expected: RunStateMeta, engine) -> None:
-    """Restore model, optimizer and RNG of this rank from `directory`."""
-    check_compatible(directory, saved, expected)
+def load_state(directory: Path, saved: RunStateMeta, engine) -> None:
+    """Restore model, optimizer and RNG of this rank from `directory` (the caller has run check_compatible,
+    before building the engine)."""
     path = _rank_file(directory, _rank())
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)

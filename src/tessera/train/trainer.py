@@ -248,7 +248,7 @@ class Segment:
             self._say(f"{self.stage.name}: starting from freshly initialised weights")
             return
         directory, saved = self.source
-        load_state(directory, saved, self.meta, self.engine)
+        load_state(directory, saved, self.engine)
         self.meta.tokens_seen = saved.tokens_seen
         if saved.stage == self.stage.name:
             self.meta.step, self.meta.nonfinite_in_a_row = saved.step, saved.nonfinite_in_a_row
