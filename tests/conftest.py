@@ -17,6 +17,21 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """One torch thread per in-process test: the CI machine's 2 cores are shared by the test run and the
+    ranks it starts, and torch's default of one thread per core makes them thrash."""
+    if "torch" not in sys.modules:  # a test that never imported torch need not pay for importing it
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -15,12 +15,3 @@ def device() -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         pytest.skip(f"TESSERA_TEST_DEVICE={name} but CUDA is not available")
     return torch.device(name)
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    # The CI machine has 2 cores shared by several test runs: one thread each keeps them from thrashing.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

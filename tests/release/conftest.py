@@ -258,11 +258,3 @@ def built_release(run_template, tmp_path_factory) -> RunConfig:
     cfg = load_config(results)
     build_release(cfg)
     return cfg
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
