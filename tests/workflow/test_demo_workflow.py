@@ -7,6 +7,7 @@ model loads in transformers, and the energy report can be regenerated alone.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tessera.config import load
+from tessera.layout import checkpoint_steps
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -84,6 +88,16 @@ def test_eval_report_has_a_row_per_checkpoint_and_language(demo_run):
     languages = yaml.safe_load((REPO / "config.yaml").read_text())["data"]["sources"]
     for source in languages:
         assert source["language"] in text
+    cfg = load([demo_run / "config.yaml"], [])
+    published = [
+        (stage.name, step)
+        for stage in cfg.train.stages
+        for step in checkpoint_steps(stage.num_steps, cfg.train.checkpoint_every)
+    ]
+    expected = {(stage, step, lang) for stage, step in published for lang in cfg.data.languages}
+    with (_out(demo_run) / "reports" / "eval.csv").open(newline="") as f:
+        rows = [(row["stage"], int(row["step"]), row["language"]) for row in csv.DictReader(f)]
+    assert sorted(rows) == sorted(expected)  # each exactly once
 
 
 def test_energy_report_rows_and_plots(demo_run):
