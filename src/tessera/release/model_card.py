@@ -125,7 +125,16 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         *_section(
             "Model",
             model,
-            ["hf_architecture", "total_parameters", "active_parameters", "context_length", "vocab_size"],
+            [
+                "hf_architecture",
+                "total_parameters",
+                "active_parameters",
+                "context_length",
+                "max_context_length",
+                "vocab_size",
+                "weights_dtype",
+                "weights_sha256",
+            ],
         ),
         "## Evaluation",
         "",
