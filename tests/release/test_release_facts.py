@@ -155,3 +155,30 @@ def test_tokenizer_fertility_equals_the_tokenizer_report(built_release):
     }
     props = _fields(_documents(built_release)["technical_documentation"], "model_properties")
     assert {r["language"]: r["tokens_per_word"] for r in props["tokenizer"]["rows"]} == ours
+
+
+HISTORY = [
+    {"stage": "stable", "site": "leonardo", "gpu_type": "A100-64GB", "num_nodes": 2, "world_size": 8,
+     "expert_parallel_size": 2, "zero_stage": 2, "first_step": 1, "last_step": 60, "resume_changes": []},
+    {"stage": "anneal", "site": "marenostrum", "gpu_type": None, "num_nodes": 1, "world_size": 2,
+     "expert_parallel_size": 2, "zero_stage": 2, "first_step": 1, "last_step": 40,
+     "resume_changes": ["site leonardo -> marenostrum"]},
+]  # fmt: skip
+
+
+def test_the_recorded_training_history_is_documented_per_site_and_layout(release_run):
+    from tests.release.conftest import documents_of
+
+    cfg = release_run()
+    meta_path = final_checkpoint_dir(cfg) / "tessera.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "history": HISTORY}))
+    training = _fields(documents_of(cfg)["technical_documentation"], "training_process")
+    history = training["history"]
+    assert history["rows"] == HISTORY
+    assert {c["basis"] for c in history["columns"] if c["name"] != "stage"} == {"measured"}
+    assert "recorded by the trainer" in history["source"]
+    # 'auto' precision resolved per span: bf16 on the GPU span, fp32 on the CPU one.
+    assert training["precision"]["value"] == "bf16+fp32"
+    site = _fields(documents_of(cfg)["technical_documentation"], "computational_resources")["site"]
+    assert site["value"].startswith("leonardo, marenostrum") and site["basis"] == "measured"

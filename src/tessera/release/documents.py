@@ -24,7 +24,7 @@ from tessera.release.config import SOURCE_CATEGORIES
 from tessera.release.facts import Facts, fact, table
 from tessera.release.facts.compute import compute, training
 from tessera.release.facts.data import data_counts, languages_table, source_category, sources_table
-from tessera.release.facts.distribution import downstream, provider
+from tessera.release.facts.distribution import downstream, provider, use_policy
 from tessera.release.facts.energy import energy
 from tessera.release.facts.evaluation import evaluation
 from tessera.release.facts.model import properties, tokenizer
@@ -225,8 +225,6 @@ def training_content_summary(facts: Facts) -> dict[str, Any]:
 
 
 def technical_documentation(facts: Facts, hf_architecture: str) -> dict[str, Any]:
-    r = facts.cfg.release
-    use = downstream(facts)
     general = {
         **_pick(
             provider(facts),
@@ -240,14 +238,7 @@ def technical_documentation(facts: Facts, hf_architecture: str) -> dict[str, Any
             "monetised",
             "model_dependencies",
         ),
-        "intended_use": fact("Intended use", r.intended_use, "declared", "config release.intended_use"),
-        "ai_system_types": use.pop("ai_system_types"),
-        "out_of_scope_use": fact(
-            "Uses not intended (acceptable-use policy)",
-            r.out_of_scope_use or "none stated",
-            "declared",
-            "config release.out_of_scope_use",
-        ),
+        **use_policy(facts),
         "systemic_risk_documentation": systemic_risk_section(facts),
     }
     counts = data_counts(facts)
@@ -282,7 +273,7 @@ def technical_documentation(facts: Facts, hf_architecture: str) -> dict[str, Any
             "computational_resources": ("5. Computational resources", compute(facts)),
             "energy_consumption": ("6. Energy consumption", energy(facts)),
             "evaluation": ("7. Evaluation results", evaluation(facts)),
-            "downstream_use": ("8. Information for downstream providers (Annex XII)", use),
+            "downstream_use": ("8. Information for downstream providers (Annex XII)", downstream(facts)),
         },
     )
 
@@ -324,12 +315,10 @@ def copyright_policy(facts: Facts) -> dict[str, Any]:
         "crawling": _scraping(facts),
     }
     outputs = {
-        "acceptable_use": fact(
-            "Terms against infringing uses of the model",
-            r.out_of_scope_use or "none stated",
-            "declared",
-            "config release.out_of_scope_use",
-        ),
+        "acceptable_use": {
+            **use_policy(facts)["out_of_scope_use"],
+            "label": "Terms against infringing uses of the model",
+        },
         "license": p["license"],
     }
     complaints = {

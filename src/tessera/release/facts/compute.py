@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tessera.errors import ReleaseError
 from tessera.release.facts.basis import energy_fact, fact, table
 from tessera.release.facts.inputs import Facts
 
@@ -31,8 +32,10 @@ HISTORY_KEYS = (
 
 
 def _train_jobs(facts: Facts, stage: str | None = None) -> list[dict[str, Any]]:
+    """The energy report's train jobs, of one stage (its jobs' stage is `train/<stage>`) or all."""
+    wanted = None if stage is None else f"train/{stage}"
     return [
-        j for j in facts.energy_report["jobs"] if j.get("rule") == "train" and stage in (None, j.get("stage"))
+        j for j in facts.energy_report["jobs"] if j.get("rule") == "train" and wanted in (None, j["stage"])
     ]
 
 
@@ -46,13 +49,18 @@ def history_spans(facts: Facts) -> tuple[list[dict[str, Any]], bool]:
     spans = []
     for stage in t.stages:
         jobs = _train_jobs(facts, stage.name)
-        world = max((j["num_ranks"] for j in jobs), default=1)
+        if not jobs:
+            raise ReleaseError(
+                f"reports/energy.json: no train job of stage {stage.name}, and the released checkpoint has "
+                "no training history; rebuild the report from the run's energy logs (snakemake energy_report)"
+            )
+        world = max(j["num_ranks"] for j in jobs)
         spans.append(
             {
                 "stage": stage.name,
                 "site": site.name,
                 "gpu_type": site.gpu_type,
-                "num_nodes": max((j["num_nodes"] for j in jobs), default=1),
+                "num_nodes": max(j["num_nodes"] for j in jobs),
                 "world_size": world,
                 "expert_parallel_size": t.expert_parallel_size,
                 "zero_stage": t.zero_stage if world > 1 else 0,
@@ -194,8 +202,19 @@ def training(facts: Facts) -> dict[str, dict]:
     }
 
 
+def _jobs_fact(jobs: list[dict], label: str, key: str, combine, unit: str | None = None) -> dict[str, Any]:
+    """`combine` (sum, max) of one field over the train jobs of the energy report, as measured."""
+    return fact(
+        label, combine(j[key] for j in jobs), "measured", f"{ENERGY}: jobs[rule=train].{key}", unit=unit
+    )
+
+
 def compute(facts: Facts) -> dict[str, dict]:
     site, jobs = facts.cfg.site, _train_jobs(facts)
+    if not jobs:
+        raise ReleaseError(
+            "reports/energy.json: no train job; rebuild it after training (snakemake energy_report)"
+        )
     gpu_type = facts.cfg.energy.gpu_types.get(site.gpu_type) if site.gpu_type else None
     hardware = (
         f"{site.gpu_type} ({gpu_type.description})"
@@ -205,39 +224,28 @@ def compute(facts: Facts) -> dict[str, dict]:
     flops = energy_fact(facts.energy_report, "Training compute", "training", "flops")
     return {
         "training_flops": {**flops, "basis": "computed"},
-        "training_gpu_hours": fact(
-            "GPU-hours of training",
-            sum(j["gpu_hours"] for j in jobs),
-            "measured",
-            f"{ENERGY}: jobs[rule=train].gpu_hours",
-            unit="GPU-h",
-        ),
-        "training_time_s": fact(
-            "Wall time of training jobs",
-            sum(j["time_s"] for j in jobs),
-            "measured",
-            f"{ENERGY}: jobs[rule=train].time_s",
-            unit="s",
-        ),
+        "training_gpu_hours": _jobs_fact(jobs, "GPU-hours of training", "gpu_hours", sum, unit="GPU-h"),
+        "training_time_s": _jobs_fact(jobs, "Wall time of training jobs", "time_s", sum, unit="s"),
         "gpu_hours": energy_fact(facts.energy_report, "GPU-hours, whole pipeline", "totals", "gpu_hours"),
         "wall_time_s": energy_fact(facts.energy_report, "Wall time, whole pipeline", "totals", "wall_time_s"),
         "hardware": fact("Hardware", hardware, "declared", "config site.gpu_type, energy.gpu_types"),
-        "max_gpus": fact(
-            "Largest training job, GPUs",
-            max((j["num_gpus"] for j in jobs), default=0),
-            "measured",
-            f"{ENERGY}: jobs[rule=train].num_gpus",
-        ),
-        "max_nodes": fact(
-            "Largest training job, nodes",
-            max((j["num_nodes"] for j in jobs), default=0),
-            "measured",
-            f"{ENERGY}: jobs[rule=train].num_nodes",
-        ),
-        "site": fact(
-            "Site",
-            f"{site.name} ({site.country}, PUE {site.pue:g})",
-            "declared",
-            "config site.name, site.country, site.pue",
-        ),
+        "max_gpus": _jobs_fact(jobs, "Largest training job, GPUs", "num_gpus", max),
+        "max_nodes": _jobs_fact(jobs, "Largest training job, nodes", "num_nodes", max),
+        "site": _site(facts),
     }
+
+
+def _site(facts: Facts) -> dict[str, Any]:
+    """The configured site, or every site of the training history when it ran elsewhere too."""
+    site = facts.cfg.site
+    here = f"{site.name} ({site.country}, PUE {site.pue:g})"
+    spans, recorded = history_spans(facts)
+    sites = sorted({span["site"] for span in spans})
+    if not recorded or sites == [site.name]:
+        return fact("Site", here, "declared", "config site.name, site.country, site.pue")
+    return fact(
+        "Sites",
+        f"{', '.join(sites)} (per span in the training history); the energy figures apply {here}",
+        "measured",
+        f"{facts.checkpoint_src}: history[*].site; config site",
+    )

@@ -10,7 +10,14 @@ from typing import Any
 from tessera.release.facts.basis import fact
 from tessera.release.facts.inputs import Facts
 
-__all__ = ["provider", "downstream", "open_source_exemption", "OPEN_SOURCE_LICENSES", "PROVIDER_TO_DECLARE"]
+__all__ = [
+    "provider",
+    "use_policy",
+    "downstream",
+    "open_source_exemption",
+    "OPEN_SOURCE_LICENSES",
+    "PROVIDER_TO_DECLARE",
+]
 
 PROVIDER_TO_DECLARE = "provider to declare"
 """The value of an item the AI Act asks for that only the provider can state and has not stated."""
@@ -100,16 +107,27 @@ def provider(facts: Facts) -> dict[str, dict]:
     }
 
 
-def downstream(facts: Facts) -> dict[str, dict]:
-    """What a downstream provider integrating the model needs (Annex XII 1(a), 1(d)-(e), 2(a))."""
+def use_policy(facts: Facts) -> dict[str, dict]:
+    """What the model is for, what it can be built into, and what is excluded (Annex XII 1(a)-(b))."""
     r = facts.cfg.release
-    software = ", ".join(f"{p} {version(p)}" for p in ("transformers", "torch", "safetensors", "tokenizers"))
     return {
+        "intended_use": fact("Intended use", r.intended_use, "declared", "config release.intended_use"),
         "ai_system_types": _declared(
             "Type and nature of AI systems the model can be integrated into",
             "ai_system_types",
             r.ai_system_types,
         ),
+        "out_of_scope_use": _declared(
+            "Uses not intended (acceptable-use policy)", "out_of_scope_use", r.out_of_scope_use, "none stated"
+        ),
+    }
+
+
+def downstream(facts: Facts) -> dict[str, dict]:
+    """What a downstream provider integrating the model needs (Annex XII 1(d)-(e), 2(a))."""
+    r = facts.cfg.release
+    software = ", ".join(f"{p} {version(p)}" for p in ("transformers", "torch", "safetensors", "tokenizers"))
+    return {
         "integration": fact(
             "Technical means for integration",
             "transformers: AutoModelForCausalLM.from_pretrained(<release folder>) and AutoTokenizer; "

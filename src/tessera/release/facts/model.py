@@ -41,6 +41,20 @@ def trained_context(facts: Facts) -> int:
     return max(stage.seq_len for stage in facts.cfg.train.stages)
 
 
+def _modalities() -> dict[str, dict]:
+    return {
+        "input_modalities": fact("Input modalities", ["text"], "computed", _TEXT_ONLY),
+        "output_modalities": fact("Output modalities", ["text"], "computed", _TEXT_ONLY),
+        "io_format": fact(
+            "Format of inputs and outputs",
+            "input: UTF-8 text, tokenized by the shipped tokenizer.json; output: a next-token distribution "
+            "over the vocabulary, decoded back to UTF-8 text",
+            "computed",
+            _TEXT_ONLY,
+        ),
+    }
+
+
 def properties(facts: Facts, hf_architecture: str) -> dict[str, dict]:
     src = facts.checkpoint_src
     trained = trained_context(facts)
@@ -79,7 +93,7 @@ def properties(facts: Facts, hf_architecture: str) -> dict[str, dict]:
             "Maximum input size accepted",
             facts.model_cfg.max_seq_len,
             "declared",
-            f"{src}: model.max_seq_len",
+            f"{src}: model.max_seq_len (config model.preset, model.overrides)",
             unit="tokens",
             note=None
             if facts.model_cfg.max_seq_len <= trained
@@ -92,15 +106,7 @@ def properties(facts: Facts, hf_architecture: str) -> dict[str, dict]:
             f"{src}: model.vocab_size",
             method="size of the trained tokenizer's vocabulary",
         ),
-        "input_modalities": fact("Input modalities", ["text"], "computed", _TEXT_ONLY),
-        "output_modalities": fact("Output modalities", ["text"], "computed", _TEXT_ONLY),
-        "io_format": fact(
-            "Format of inputs and outputs",
-            "input: UTF-8 text, tokenized by the shipped tokenizer.json; output: a next-token distribution "
-            "over the vocabulary, decoded back to UTF-8 text",
-            "computed",
-            _TEXT_ONLY,
-        ),
+        **_modalities(),
         **weights(facts),
     }
 
