@@ -75,7 +75,7 @@ def provider(facts: Facts) -> dict[str, dict]:
             "Authorised representative",
             "authorised_representative",
             r.authorised_representative,
-            "not applicable (none declared: the provider is taken to be established in the Union)",
+            "none declared (required only of providers established outside the Union, Art. 54)",
         ),
         "model_name": fact(
             "Versioned model name",
