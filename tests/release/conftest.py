@@ -49,7 +49,8 @@ def raw_config(results_dir: Path) -> dict:
     raw = copy.deepcopy(yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")))
     raw["run"] = {"name": "reltest", "seed": 1, "results_dir": str(results_dir)}
     raw["site"] = {"name": "leonardo", "country": "ITA", "pue": 1.1, "gpu_type": "A100-64GB"}
-    raw["model"] = {"preset": "debug", "overrides": {}}
+    # Positions up to 256, trained at 128 (config.yaml's stages): the documents must tell the two apart.
+    raw["model"] = {"preset": "debug", "overrides": {"max_seq_len": 256}}
     raw["release"] = dict(RELEASE)
     return raw
 
@@ -258,3 +259,17 @@ def built_release(run_template, tmp_path_factory) -> RunConfig:
     cfg = load_config(results)
     build_release(cfg)
     return cfg
+
+
+def documents_of(cfg: RunConfig) -> dict[str, dict]:
+    """The four documents of `cfg`'s run as the release builds them, weights exported beside the results."""
+    from tessera.model.hf import export_hf
+    from tessera.release.documents import build_documents
+    from tessera.release.facts import gather_facts, read_exported_weights
+
+    facts = gather_facts(cfg)
+    export = cfg.out_dir.parent / "export"
+    if not export.is_dir():
+        export_hf(facts.checkpoint, export)
+    read_exported_weights(facts, export)
+    return build_documents(facts, "Qwen3MoeForCausalLM")

@@ -103,7 +103,7 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         f"{format_value(tech['training_process']['tokens']['value'])} tokens of "
         f"{', '.join(facts.manifest['languages'])} text by {r.provider} with tessera. Every figure on this "
         "card and in the documents under `ai_act/` is read from what the training pipeline measured, "
-        "computed or was configured with; each says which.",
+        "computed, estimated or was configured with; each says which.",
         "",
         "## Use",
         "",
@@ -125,7 +125,16 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         *_section(
             "Model",
             model,
-            ["hf_architecture", "total_parameters", "active_parameters", "context_length", "vocab_size"],
+            [
+                "hf_architecture",
+                "total_parameters",
+                "active_parameters",
+                "context_length",
+                "max_context_length",
+                "vocab_size",
+                "weights_dtype",
+                "weights_sha256",
+            ],
         ),
         "## Evaluation",
         "",

@@ -143,7 +143,7 @@ class Segment:
     """One job's share of a stage, up to `until_step`: everything built once, then `train()`."""
 
     def __init__(self, cfg: RunConfig, stage: StageConfig, until_step: int, meter) -> None:
-        from tessera.data.loader import TokenLoader
+        from tessera.data.loader import TokenLoader, stage_seed
         from tessera.model.config import build_model_config, train_flops_per_token
         from tessera.model.transformer import Transformer
         from tessera.parallel.deepspeed import engine_spec
@@ -164,7 +164,7 @@ class Segment:
         self.loader = TokenLoader(
             {lang: self.layout.tokens(lang, "train") for lang, w in stage.mixture.items() if w > 0},
             stage.mixture, stage.seq_len, self.spec.micro_batch_size,
-            seed=cfg.run.seed + 1000 * stage_index,  # each stage draws its own order
+            seed=stage_seed(cfg.run.seed, stage_index),
             rank=self.env.rank, world_size=self.env.world_size, grad_accum_steps=self.spec.grad_accum_steps,
         )
         self.model_cfg = build_model_config(cfg.model, self.loader.vocab_size)
