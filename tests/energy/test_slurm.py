@@ -66,8 +66,8 @@ def test_report_puts_sacct_next_to_the_meter(fake_sacct, run_config, make_record
         layout.energy_dir / "prepare_data.jsonl", make_record("prepare_data", cpu_j=100.0, slurm_job_id="77")
     )
     summary = write_report(cfg)
-    assert summary["jobs"][0]["sacct_j"] == 7200.0
-    assert summary["slurm"] == [{"job_id": "77", "consumed_j": 7200.0, "note": summary["slurm"][0]["note"]}]
+    assert summary.jobs[0].sacct_j == 7200.0
+    assert [(row.job_id, row.consumed_j) for row in summary.slurm] == [("77", 7200.0)]
     assert "| 77 | 2 |" in (layout.reports_dir / "energy.md").read_text()
 
 
