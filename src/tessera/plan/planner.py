@@ -192,9 +192,7 @@ def make_plan(
         chosen=pick,
         laws=list(CITATIONS),
         notes=notes,
-        calibration=str(calibration)
-        if calibrated
-        else "none: throughput assumed from FLOPs per token and MFU",
+        calibration=f"shapes calibrated in {calibration}" if calibrated else "none, all throughput assumed",
         created_utc=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         chosen_section=to_dict(sections[pick]),
     )

@@ -36,7 +36,7 @@ def _site_lines(plan: Plan) -> list[str]:
         f"failures and restarts {plan.reserve.failure_node_hours:,.0f} ({a.failure_fraction:.0%}). "
         f"Training: **{plan.train_node_hours:,.0f} node-h on {plan.nodes} nodes**.",
         "",
-        f"Throughput: {plan.calibration}. Assumptions where not calibrated: MFU {a.mfu:.0%}, GPU power "
+        f"Calibration: {plan.calibration}. Assumptions where not calibrated: MFU {a.mfu:.0%}, GPU power "
         f"{a.gpu_power_fraction:.0%} of board power, {a.node_overhead_w:g} W per node beside the GPUs.",
     ]
 
