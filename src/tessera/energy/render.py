@@ -77,7 +77,10 @@ def sites_section(sites: list[SiteEnergy]) -> list[str]:
 
 
 def _hours(x: float | None) -> str:
-    return "" if x is None else f"{x:,.1f}"
+    """Node-hours: one decimal for an allocation's thousands, three digits for a demo's fractions."""
+    if x is None:
+        return ""
+    return f"{x:,.1f}" if x >= 10 else f"{x:.3g}"
 
 
 def budget_section(budget: BudgetSection | None) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from tessera.config import RunConfig
 from tessera.energy.records import KWH_J, JobEnergy
 from tessera.energy.summary import BudgetSection, SacctRow
-from tessera.errors import DataError
+from tessera.errors import DataError, TesseraError
 from tessera.layout import RunLayout
 
 __all__ = [
@@ -172,7 +172,11 @@ def warn_if_over_allocation(cfg: RunConfig) -> str | None:
     the allocation may be topped up, and a partial run is still worth its checkpoints)."""
     if cfg.site.allocation_node_hours is None:
         return None
-    status = budget_status(cfg)
+    try:
+        status = budget_status(cfg)
+    except TesseraError as err:  # an unreadable log must not stop the run: say so and go on
+        log.warning("tessera budget: no projection (%s)", err)
+        return None
     if status.projected_node_hours is None or status.projected_node_hours <= status.allocation_node_hours:
         return None
     message = f"tessera budget: WARNING: {status.verdict} See `tessera budget` and docs/plan.md."
