@@ -77,3 +77,9 @@ def test_one_query_for_many_jobs(fake_sacct):
     assert got["1"].consumed_j == 3600.0
     assert got["2"].consumed_j is None and "acct_gather_energy" in got["2"].note
     assert "no record of job 3" in got["3"].note
+
+
+def test_elapsed_and_nodes_give_node_hours(fake_sacct):
+    fake_sacct("4242|5400000|7200|4\n4242.0|5300000|7100|4\n")
+    got = sacct_energies(["4242"])["4242"]
+    assert got.elapsed_s == 7200 and got.num_nodes == 4 and got.node_hours == 8.0

@@ -82,3 +82,20 @@ def test_reading_checks_the_schema_version(tmp_path, run_config, make_record):
         EnergySummary.read(path)
     with pytest.raises(DataError, match="no energy summary"):
         EnergySummary.read(tmp_path / "absent.json")
+
+
+def test_a_retry_at_another_site_counts_there(run_config, make_record):
+    """A segment preempted at one site and resumed at another: each invocation at its own site."""
+    cfg = run_config()
+    layout = RunLayout(cfg.out_dir)
+    log = layout.energy_dir / "train-stable-000002.jsonl"
+    first = make_record("train-stable-000002", cpu_j=3.6e6, invocation="a1", status="error: PreemptedError")
+    append_record(layout.energy_dir / "failed" / log.name, _at(first, "test", "ITA", 1.0))
+    retry = make_record("train-stable-000002", cpu_j=7.2e6, invocation="a2", start=9000.0, time_s=7200.0)
+    append_record(log, _at(retry, "marenostrum5", "ESP", 1.2))
+    summary = write_report(cfg, query_sacct=False)
+    (job,) = summary.jobs
+    assert job.sites == ["test", "marenostrum5"] and job.invocations == 2
+    sites = {s.name: s for s in summary.sites}
+    assert sites["test"].it_kwh == pytest.approx(1.0) and sites["marenostrum5"].it_kwh == pytest.approx(2.0)
+    assert sites["marenostrum5"].node_hours == pytest.approx(2.0) and sites["test"].jobs == 1
