@@ -95,3 +95,20 @@ def test_the_energy_report_has_the_budget(tmp_path, fake_sacct):
     assert summary.slurm[0].elapsed_s == 3600 and summary.slurm[0].num_nodes == 2
     md = (RunLayout(cfg.out_dir).reports_dir / "energy.md").read_text()
     assert "## Budget" in md and "fits the allocation" in md
+
+
+def test_the_plan_gives_allocation_and_rate_before_training(tmp_path, leonardo):
+    from tessera.plan.planner import make_plan
+    from tessera.plan.render import write_plan
+
+    cfg = load(
+        [REPO / "config.yaml", REPO / "configs" / "leonardo.yaml"], [f"run.results_dir={tmp_path / 'results'}"]
+    )
+    plan = make_plan(cfg, leonardo[1], 5000.0, nodes=2, shapes=["olmoe-1b-7b"])
+    write_plan(cfg, plan, RunLayout(cfg.out_dir).plan_dir)
+    status = budget_status(cfg)
+    rate = plan.shape().throughput.tokens_per_s_per_gpu * 4 * 2
+    assert status.allocation_node_hours == 5000 and status.projection_basis == "plan.json's tokens/s"
+    assert status.planned_tokens_per_s == pytest.approx(rate)
+    tokens = sum(s.num_steps * s.tokens_per_step for s in cfg.train.stages)
+    assert status.projected_node_hours == pytest.approx(tokens * 2 / rate / 3600)

@@ -15,6 +15,7 @@ from tessera.energy.records import KWH_J, JobEnergy
 from tessera.energy.summary import BudgetSection, SacctRow
 from tessera.errors import DataError, TesseraError
 from tessera.layout import RunLayout
+from tessera.plan.planner import PLAN_SCHEMA
 
 __all__ = [
     "PlannedRun",
@@ -44,6 +45,8 @@ def read_planned(path: Path) -> PlannedRun | None:
         return None
     try:
         plan = json.loads(path.read_text(encoding="utf-8"))
+        if plan.get("schema_version") != PLAN_SCHEMA:
+            raise KeyError(f"schema_version {plan.get('schema_version')!r}, expected {PLAN_SCHEMA}")
         shape = next(s for s in plan["shapes"] if s["name"] == plan["chosen"])
         per_gpu = shape["throughput"]["tokens_per_s_per_gpu"]
         nodes = int(plan["nodes"])

@@ -129,6 +129,41 @@ def _nodes(train_node_hours: float, days: float, nodes: int | None) -> int:
     return max(1, math.ceil(train_node_hours / (days * 24)))
 
 
+def _plan_one(
+    cfg: RunConfig,
+    site: SiteRecord,
+    name: str,
+    section: ModelSection,
+    calibrated: Throughput | None,
+    train_node_hours: float,
+    nodes: int,
+    a: Assumptions,
+) -> ShapePlan:
+    """One shape: its throughput (calibrated or assumed) and a batch that keeps stages under a million
+    steps, then the arithmetic of plan_shape."""
+    stage = cfg.train.stages[0]
+    model = build_model_config(section, cfg.tokenizer.vocab_size)
+    seq_len = min(stage.seq_len, model.max_seq_len)
+    flops = flops_per_token(model, seq_len)
+    throughput = calibrated or assumed_throughput(site, flops, a)
+    tokens = tokens_for_node_hours(train_node_hours, site, throughput)
+    wanted = max(stage.batch_size, math.ceil(tokens / seq_len / max_total_steps(cfg)))
+    batch_size = batch_for(wanted, nodes * site.gpus_per_node, cfg.train.micro_batch_size)
+    return plan_shape(
+        name,
+        model,
+        flops,
+        throughput,
+        site,
+        train_node_hours,
+        nodes,
+        batch_size * seq_len,
+        seq_len,
+        a,
+        cfg.train.expert_parallel_size,
+    )
+
+
 def make_plan(
     cfg: RunConfig,
     site: SiteRecord,
@@ -146,36 +181,12 @@ def make_plan(
     reserve = reserve_for(node_hours, a)
     train_node_hours = node_hours - reserve.total
     num_nodes = _nodes(train_node_hours, days, nodes)
-    stage = cfg.train.stages[0]
-    ranks = num_nodes * site.gpus_per_node
-    max_steps = max_total_steps(cfg)
     calibrated = read_calibration(calibration, site.gpu_type) if calibration else {}
-    vocab = cfg.tokenizer.vocab_size
     sections = candidate_sections(cfg, shapes)
-    planned = []
-    for name, section in sections.items():
-        model = build_model_config(section, vocab)
-        seq_len = min(stage.seq_len, model.max_seq_len)
-        flops = flops_per_token(model, seq_len)
-        throughput = calibrated.get(name) or assumed_throughput(site, flops, a)
-        tokens = tokens_for_node_hours(train_node_hours, site, throughput)
-        wanted = max(stage.batch_size, math.ceil(tokens / seq_len / max_steps))
-        batch_size = batch_for(wanted, ranks, cfg.train.micro_batch_size)
-        planned.append(
-            plan_shape(
-                name,
-                model,
-                flops,
-                throughput,
-                site,
-                train_node_hours,
-                num_nodes,
-                batch_size * seq_len,
-                seq_len,
-                a,
-                cfg.train.expert_parallel_size,
-            )
-        )
+    planned = [
+        _plan_one(cfg, site, name, section, calibrated.get(name), train_node_hours, num_nodes, a)
+        for name, section in sections.items()
+    ]
     pick = chosen or _choose(planned, site)
     if pick not in sections:
         raise ConfigError(f"--shape {pick}: not among the planned shapes ({', '.join(sections)})")
