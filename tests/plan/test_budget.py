@@ -101,9 +101,8 @@ def test_the_plan_gives_allocation_and_rate_before_training(tmp_path, leonardo):
     from tessera.plan.planner import make_plan
     from tessera.plan.render import write_plan
 
-    cfg = load(
-        [REPO / "config.yaml", REPO / "configs" / "leonardo.yaml"], [f"run.results_dir={tmp_path / 'results'}"]
-    )
+    files = [REPO / "config.yaml", REPO / "configs" / "leonardo.yaml"]
+    cfg = load(files, [f"run.results_dir={tmp_path / 'results'}"])
     plan = make_plan(cfg, leonardo[1], 5000.0, nodes=2, shapes=["olmoe-1b-7b"])
     write_plan(cfg, plan, RunLayout(cfg.out_dir).plan_dir)
     status = budget_status(cfg)
