@@ -2,6 +2,7 @@
 # Rules are thin: inputs, outputs, resources and one `tessera` call. See docs/architecture.md.
 from snakemake.utils import min_version, validate
 
+from tessera.plan.budget import warn_if_over_allocation
 from tessera.submission import check_slurm_account
 
 min_version("9.0")
@@ -24,10 +25,13 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/release.smk"
+include: "workflow/rules/plan.smk"
 
 
 onstart:
     check_slurm_account(workflow.dag.needrun_jobs())
+    # A warning, not a stop: site.allocation_node_hours against what is spent and left (docs/plan.md).
+    warn_if_over_allocation(CFG)
 
 
 rule all:

@@ -71,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("release", help="write the release folder")
 
+    plan = verbs.add_parser("plan", help="node-hours -> model, tokens, nodes, energy, CO2e (plan.{md,json})")
+    plan.add_argument("--site", required=True, help="configs/<site>.yaml and profiles/<site>/, e.g. leonardo")
+    plan.add_argument("--node-hours", type=float, required=True, help="the allocation, node-hours")
+    plan.add_argument("--days", type=float, default=60.0, help="the allocation's duration (default 60)")
+    plan.add_argument("--nodes", type=int, help="training nodes (default: enough to finish in --days)")
+    plan.add_argument("--shapes", help="comma-separated shapes to plan (default: run and every candidate)")
+    plan.add_argument("--shape", help="the shape the overlay trains (default: lowest Chinchilla loss)")
+    plan.add_argument("--mfu", type=float, help="assumed MFU where not calibrated (default 0.35)")
+    plan.add_argument("--out", type=Path, help="folder for plan.md, plan.json, overlay.yaml (default: plan/)")
+    verbs.add_parser("budget", help="node-hours and energy spent against the allocation, and the projection")
+    cal = verbs.add_parser("calibrate", help="a few training steps per shape: tokens/s, MFU, W per GPU")
+    cal.add_argument("--out", type=Path, help="calibration JSON (default: plan/calibration.json)")
+    cal.add_argument("--shapes", help="comma-separated shapes (default: run; on a GPU, every candidate too)")
+    cal.add_argument("--steps", type=int, default=3, help="timed steps per shape (after one warm-up)")
+
     model = verbs.add_parser("model", help="model").add_subparsers(dest="action", required=True)
     info = model.add_parser("info", help="parameters and FLOPs per token of a preset")
     info.add_argument("--preset", help="preset name (default: the config's)")
@@ -132,6 +147,8 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         from tessera.release.build import build_release
 
         build_release(cfg)
+    elif verb in ("plan", "budget", "calibrate"):
+        _run_plan_verb(args, cfg, meter)
     elif verb == "model" and action == "info":
         from tessera.model.config import print_info
 
@@ -140,8 +157,49 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         raise AssertionError(f"unhandled verb {verb} {action}")
 
 
+def _shape_list(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
+def _run_plan_verb(args: argparse.Namespace, cfg: RunConfig, meter) -> None:
+    from tessera.layout import RunLayout
+
+    layout = RunLayout(cfg.out_dir)
+    if args.verb == "plan":
+        from dataclasses import replace
+
+        from tessera.plan.compute import Assumptions
+        from tessera.plan.planner import make_plan
+        from tessera.plan.render import write_plan
+        from tessera.plan.site import site_record
+
+        assumptions = Assumptions() if args.mfu is None else replace(Assumptions(), mfu=args.mfu)
+        plan = make_plan(cfg, site_record(cfg, Path.cwd(), args.site), args.node_hours, args.days, args.nodes,
+                         _shape_list(args.shapes), args.shape, layout.calibration, assumptions)
+        out = args.out or layout.plan_dir
+        print(write_plan(cfg, plan, out))
+        print(f"wrote {out}/plan.md, plan.json, overlay.yaml")
+    elif args.verb == "budget":
+        from tessera.plan.budget import print_budget
+
+        print_budget(cfg)
+    else:
+        from tessera.plan.calibrate import calibrate
+
+        calibrate(cfg, args.out or layout.calibration, _shape_list(args.shapes), args.steps, meter)
+
+
 # Verbs that need no config file (they work on folders given as arguments).
 _CONFIG_FREE = {"export-hf", "import-hf"}
+
+
+def _default_configs(args: argparse.Namespace) -> list[Path]:
+    """config.yaml, and for `plan --site S` the site's preset configs/S.yaml layered over it."""
+    if args.verb == "plan":
+        from tessera.plan.site import site_config_files
+
+        return site_config_files(Path.cwd(), args.site)
+    return [Path("config.yaml")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = None
         if args.verb not in _CONFIG_FREE or args.config:
-            cfg = load(args.config or [Path("config.yaml")], args.overrides)
+            cfg = load(args.config or _default_configs(args), args.overrides)
         meter_ctx = nullcontext(None)
         if args.energy_out is not None:
             from tessera.energy.meter import EnergyMeter

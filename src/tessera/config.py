@@ -179,8 +179,15 @@ class SiteConfig:
     """Power usage effectiveness of the data centre (facility energy / IT energy)."""
     gpu_type: str | None = None
     """Key into `energy.gpu_types` (peak FLOP/s and board power); null on CPU-only machines."""
+    allocation_node_hours: float | None = None
+    """The run's allocation, node-hours: `tessera budget`, the energy report and the workflow's onstart
+    compare what was spent and what is left to train with it (null: no allocation to compare with)."""
 
     def check(self, where: str) -> None:
+        if self.allocation_node_hours is not None and self.allocation_node_hours <= 0:
+            raise ConfigError(
+                f"{where}.allocation_node_hours: {self.allocation_node_hours} must be positive, or null"
+            )
         if self.pue < 1.0:
             raise ConfigError(f"{where}.pue: {self.pue} is below 1.0; a PUE is facility/IT energy, >= 1")
         if len(self.country) != 3 or not self.country.isupper():

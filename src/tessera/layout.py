@@ -11,6 +11,7 @@
       benchmarks/<job>.tsv            Snakemake's benchmark: files
       logs/<job>.log
       reports/                        tokenizer, eval and energy reports (md, csv, png)
+      plan/                           tessera plan (plan.md, plan.json, overlay.yaml), calibration.json
       release/                        the Hugging Face model, model card and AI Act documents
 """
 
@@ -85,3 +86,12 @@ class RunLayout:
     @property
     def release_dir(self) -> Path:
         return self.root / "release"
+
+    @property
+    def plan_dir(self) -> Path:
+        """`tessera plan`'s plan.{md,json} and overlay.yaml, and `tessera calibrate`'s calibration.json."""
+        return self.root / "plan"
+
+    @property
+    def calibration(self) -> Path:
+        return self.plan_dir / "calibration.json"

@@ -199,7 +199,7 @@ def _energy(cfg: RunConfig) -> None:
     summary = build_summary(
         cfg, load_jobs(layout.energy_dir), {}, [], training_flops(cfg, layout), query_sacct=False
     )
-    write_json(layout.reports_dir / "energy.json", summary)
+    summary.write(layout.reports_dir / "energy.json")
 
 
 def _tokenizer_report(cfg: RunConfig) -> None:

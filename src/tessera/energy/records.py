@@ -31,6 +31,7 @@ __all__ = [
     "read_records",
     "bin_samples",
     "JobEnergy",
+    "SiteShare",
     "merge_job",
     "job_rule_and_stage",
     "combine_kinds",
@@ -130,6 +131,18 @@ def combine_kinds(kinds: set[str]) -> str:
 
 
 @dataclass
+class SiteShare:
+    """The part of a job spent at one site (a retry may run at another site than the first attempt)."""
+
+    country: str
+    pue: float
+    gpu_type: str | None
+    total_j: float = 0.0
+    node_hours: float = 0.0
+    gpu_hours: float = 0.0
+
+
+@dataclass
 class JobEnergy:
     """One job's merged figures (IT energy, joules)."""
 
@@ -159,12 +172,26 @@ class JobEnergy:
     slurm_job_ids: list[str] = field(default_factory=list)
     sites: list[str] = field(default_factory=list)
     """Site names the records were written at (normally one)."""
+    site_shares: dict[str, SiteShare] = field(default_factory=dict)
+    """Per site name: what the invocations launched there used (from each record's `site`)."""
+    node_hours: float = 0.0
+    """Sum over invocations of the nodes that wrote records x the invocation's wall time."""
     series: list[dict] = field(default_factory=list)
     """Power samples of each record: {node, rank, start_unix, t_s, gpu_w, cpu_w} (cpu_w on node mains)."""
 
     @property
     def total_j(self) -> float:
         return self.gpu_j + self.cpu_j + self.mem_j
+
+
+def _add_site_share(job: JobEnergy, site: dict, joules: float, node_hours: float, gpu_hours: float) -> None:
+    """Count one invocation at the site its records name (the ranks of one launch share a site)."""
+    share = job.site_shares.setdefault(
+        site["name"], SiteShare(site["country"], float(site["pue"]), site.get("gpu_type"))
+    )
+    share.total_j += joules
+    share.node_hours += node_hours
+    share.gpu_hours += gpu_hours
 
 
 def merge_job(job: str, records: list[dict]) -> JobEnergy:
@@ -216,14 +243,19 @@ def merge_job(job: str, records: list[dict]) -> JobEnergy:
                 }
             )
             nodes_seen.add(node)
+        group_j = sum(j for j, _ in gpu_j.values()) + sum(c + m for c, m in node_j.values())
+        group_gpu_hours = sum(t for _, t in gpu_j.values()) / 3600
         out.gpu_j += sum(j for j, _ in gpu_j.values())
-        out.gpu_hours += sum(t for _, t in gpu_j.values()) / 3600
+        out.gpu_hours += group_gpu_hours
         out.cpu_j += sum(c for c, _ in node_j.values())
         out.mem_j += sum(m for _, m in node_j.values())
         gpus_seen |= set(gpu_j)
         start = min(r["start_unix"] for r in group)
         end = max(r["end_unix"] for r in group)
         out.time_s += end - start
+        group_node_hours = len({r["node"] for r in group}) * (end - start) / 3600
+        out.node_hours += group_node_hours
+        _add_site_share(out, group[0]["site"], group_j, group_node_hours, group_gpu_hours)
         out.start_unix = start if out.num_invocations == 0 else min(out.start_unix, start)
         out.end_unix = max(out.end_unix, end)
         out.num_ranks = max(out.num_ranks, len({r["rank"] for r in group}))
