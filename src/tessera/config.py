@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from tessera.errors import ConfigError
+from tessera.names import check_name
 
 __all__ = ["RunConfig", "RunSection", "SiteConfig", "load", "from_dict", "apply_overrides", "to_dict"]
 
@@ -163,8 +164,7 @@ class RunSection:
     """Root folder of all runs' outputs."""
 
     def check(self, where: str) -> None:
-        if not self.name or "/" in self.name:
-            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty folder name without '/'")
+        check_name(self.name, f"{where}.name")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tessera.errors import ConfigError
+from tessera.names import check_name
 
 __all__ = ["TrainConfig", "StageConfig", "LRSegment"]
 
@@ -72,8 +73,7 @@ class StageConfig:
         return math.ceil(self.tokens / self.tokens_per_step)
 
     def check(self, where: str) -> None:
-        if not self.name or "/" in self.name:
-            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty name without '/'")
+        check_name(self.name, f"{where}.name")
         if (self.steps is None) == (self.tokens is None):
             raise ConfigError(f"{where}: give exactly one of steps or tokens (the stage's length)")
         if self.steps is not None and self.steps <= 0:
