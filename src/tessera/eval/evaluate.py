@@ -74,8 +74,8 @@ def _load_hf_model(checkpoint_dir: Path, export_dir: Path, device: torch.device)
     from tessera.model.hf import export_hf
 
     export_hf(checkpoint_dir, export_dir)
-    model = AutoModelForCausalLM.from_pretrained(export_dir).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(export_dir)
+    model = AutoModelForCausalLM.from_pretrained(export_dir, trust_remote_code=False).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(export_dir, trust_remote_code=False)
     return model, tokenizer
 
 
@@ -95,8 +95,11 @@ def _evaluate(cfg: RunConfig, checkpoint_dir: Path, out_path: Path) -> dict:
     started = time.perf_counter()
     model, meta = load_checkpoint(checkpoint_dir, device=device)
     model.eval()
+    from tessera.model.hf import refuse_custom_code
+
+    refuse_custom_code(checkpoint_dir)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise CheckpointError(
             f"{checkpoint_dir}: no loadable tokenizer ({err}); a published checkpoint carries its tokenizer "

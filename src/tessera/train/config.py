@@ -69,7 +69,7 @@ class StageConfig:
         """Optimizer steps of the stage, from `steps` or from `tokens`."""
         if self.steps is not None:
             return self.steps
-        assert self.tokens is not None  # check() guarantees one of them
+        assert self.tokens is not None  # noqa: S101 check() guarantees one of them
         return math.ceil(self.tokens / self.tokens_per_step)
 
     def check(self, where: str) -> None:
