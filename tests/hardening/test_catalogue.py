@@ -11,11 +11,11 @@ before and after). One parametrized test per category; docs/hardening.md lists w
 | data        |     6 | `tessera data prepare`                                                     |
 | token files |     7 | `tessera train`, `tessera tokenize`                                        |
 | run state   |     3 | `tessera train` (the `state` helper owns the format; kept few and robust)  |
-| checkpoints |     7 | `tessera export-hf`, `tessera eval checkpoint`                             |
+| checkpoints |     8 | `tessera export-hf`, `tessera eval checkpoint`, `tessera eval report`      |
 | release     |     6 | `tessera release`                                                          |
 | import      |     8 | `tessera import-hf`                                                        |
 | shell/path  |    14 | `snakemake -n` (parse-time checks) and path-forming CLI arguments          |
-| total       |    85 |                                                                            |
+| total       |    86 |                                                                            |
 """
 
 from __future__ import annotations
@@ -265,6 +265,9 @@ CHECKPOINTS = [
     Case("export-over-data",
          ("export-hf", "--checkpoint", "{out}/" + FIRST_CHECKPOINT, "--out", "{out}/tokens"),
          (r"--out .*tokens: exists and is not empty", r"give a new folder")),
+    Case("eval-result-garbled", (*CFG, "eval", "report"),
+         (r"eval/s1/step-000004\.json: not valid JSON", r"rerun its evaluate job"),
+         prepare=writing("eval/s1/step-000004.json", "{not json")),
     Case("eval-folder-missing", (*CFG, "eval", "checkpoint", "--checkpoint", "{out}/train/s1/step-000077",
                                  "--out", "{out}/../r.json"),
          (r"step-000077: checkpoint folder not found",)),
