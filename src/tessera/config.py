@@ -97,6 +97,8 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if tp is Path:
         if not isinstance(value, str | Path):
             raise ConfigError(f"{key}: expected a path, got {value!r}")
+        if not str(value).strip():  # Path("") is the working directory: never what an empty value means
+            raise ConfigError(f"{key}: an empty path; give a folder or file (or null where a default exists)")
         return Path(value)
     raise TypeError(f"{key}: unsupported annotation {_type_name(tp)}")  # a bug in a config dataclass
 
@@ -171,6 +173,8 @@ class RunSection:
 
     def check(self, where: str) -> None:
         check_name(self.name, f"{where}.name")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"{where}.seed: {self.seed} must be in [0, 2**32), as numpy's seeds are")
 
 
 @dataclass

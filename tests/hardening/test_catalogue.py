@@ -7,7 +7,7 @@ before and after). One parametrized test per category; docs/hardening.md lists w
 
 | category    | cases | through                                                                    |
 |-------------|------:|----------------------------------------------------------------------------|
-| config      |    34 | `tessera --config f.yaml model info` (the loader every verb uses)          |
+| config      |    38 | `tessera --config f.yaml model info` (the loader every verb uses)          |
 | data        |     6 | `tessera data prepare`                                                     |
 | token files |     7 | `tessera train`, `tessera tokenize`                                        |
 | run state   |     3 | `tessera train` (the `state` helper owns the format; kept few and robust)  |
@@ -15,7 +15,7 @@ before and after). One parametrized test per category; docs/hardening.md lists w
 | release     |     6 | `tessera release`                                                          |
 | import      |     8 | `tessera import-hf`                                                        |
 | shell/path  |    14 | `snakemake -n` (parse-time checks) and path-forming CLI arguments          |
-| total       |    86 |                                                                            |
+| total       |    90 |                                                                            |
 """
 
 from __future__ import annotations
@@ -155,6 +155,14 @@ CONFIG = [
          edit=setting("data.splits", {"validation": 0.6, "test": 0.5})),
     Case("duplicate-stages", INFO, (r"train\.stages: stage names must be unique",),
          edit=setting("train.stages.1.name", "s1")),
+    Case("seed-negative", INFO, (r"run\.seed: -1 must be in \[0, 2\*\*32\)",), edit=setting("run.seed", -1)),
+    Case("betas-above-one", INFO, (r"train\.betas: \[0\.9, 1\.5\]: AdamW's betas lie in \[0, 1\)",),
+         edit=setting("train.betas", [0.9, 1.5])),
+    Case("results-dir-empty", INFO, (r"run\.results_dir: an empty path",),
+         edit=setting("run.results_dir", "")),
+    Case("unknown-local-task", INFO, (r"eval\.tasks: tessera_xcopa is not one of tessera's tasks",
+                                      r"tessera_xcopa_it"),
+         edit=setting("eval.tasks", ["tessera_xcopa"])),
     Case("set-without-equals", (*CFG, "--set", "train.lr", "model", "info"),
          (r"override 'train\.lr': expected dotted\.key=value",)),
     Case("set-bad-yaml", (*CFG, "--set", "run.name=[", "model", "info"),

@@ -148,6 +148,12 @@ class TrainConfig:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be positive")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError(f"{where}: grad_clip and weight_decay must be >= 0")
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ConfigError(
+                f"{where}.betas: {list(self.betas)}: AdamW's betas lie in [0, 1), e.g. [0.9, 0.95]"
+            )
+        if self.eps <= 0:
+            raise ConfigError(f"{where}.eps: {self.eps} must be positive, e.g. 1e-8")
         if self.num_threads is not None and self.num_threads <= 0:
             raise ConfigError(f"{where}.num_threads: {self.num_threads} must be positive or null")
         for stage in self.stages:
