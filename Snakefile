@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from tessera.config import read_yaml_mapping
@@ -30,7 +31,10 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as err:
+    refuse(f"ConfigError: {err}")
 
 
 include: "workflow/rules/data.smk"

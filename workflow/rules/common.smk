@@ -128,10 +128,12 @@ def all_checkpoints():
 
 def job_wildcards():
     """Every job's wildcard values, by the set of wildcard names its rule uses."""
+    splits = [{"lang": lang, "split": split} for lang in LANGUAGES for split in SPLITS]
+    checkpoints = [{"stage": stage, "step": f"{step:06d}"} for stage, step in all_checkpoints()]
     return {
         frozenset(): [{}],
-        frozenset({"lang", "split"}): [{"lang": lang, "split": split} for lang in LANGUAGES for split in SPLITS],
-        frozenset({"stage", "step"}): [{"stage": stage, "step": f"{step:06d}"} for stage, step in all_checkpoints()],
+        frozenset({"lang", "split"}): splits,
+        frozenset({"stage", "step"}): checkpoints,
     }
 
 

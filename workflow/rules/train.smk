@@ -7,7 +7,11 @@
 rule train:
     input:
         previous=previous_checkpoint,
-        tokens=[str(LAYOUT.token_file(lang, split, ".bin")) for lang in LANGUAGES for split in ("train", "validation")],
+        tokens=[
+            str(LAYOUT.token_file(lang, split, ".bin"))
+            for lang in LANGUAGES
+            for split in ("train", "validation")
+        ],
         tokenizer=rules.train_tokenizer.output.tokenizer,
     output:
         checkpoint=directory(str(LAYOUT.checkpoint("{stage}", "{step}"))),
