@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,6 @@ class Case:
     """Changes the run folder (results/h) before the command."""
     tool: str = "tessera"
     """'tessera' or 'snakemake' (then run in the workspace with -n)."""
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
