@@ -15,7 +15,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from tessera.config import RunConfig, load
-from tessera.errors import PreemptedError, TesseraError
+from tessera.errors import ConfigError, PreemptedError, TesseraError
+from tessera.layout import SPLITS
 
 __all__ = ["main", "EXIT_PREEMPTED"]
 
@@ -114,6 +115,8 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     elif verb == "tokenize":
         from tessera.data.tokenize import tokenize_split
 
+        _check_choice("--language", args.language, cfg.data.languages, "data.sources[].language")
+        _check_choice("--split", args.split, SPLITS, "tessera.layout.SPLITS")
         tokenize_split(cfg, args.language, args.split, num_threads=args.threads)
     elif verb == "train":
         from tessera.train.trainer import run_stage
@@ -122,6 +125,8 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     elif verb == "eval" and action == "checkpoint":
         from tessera.eval.evaluate import evaluate_checkpoint
 
+        if args.out.is_dir():
+            raise ConfigError(f"--out {args.out}: is a folder; give the result's file name (e.g. step.json)")
         evaluate_checkpoint(cfg, args.checkpoint, args.out)
     elif verb == "eval" and action == "report":
         from tessera.eval.report import write_report
@@ -138,10 +143,12 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     elif verb == "export-hf":
         from tessera.model.hf import export_hf
 
+        _check_new_folder("--out", args.out)
         export_hf(args.checkpoint, args.out)
     elif verb == "import-hf":
         from tessera.model.hf import import_hf
 
+        _check_new_folder("--out", args.out)
         import_hf(args.hf_dir, args.out)
     elif verb == "release":
         from tessera.release.build import build_release
@@ -187,6 +194,21 @@ def _run_plan_verb(args: argparse.Namespace, cfg: RunConfig, meter) -> None:
         from tessera.plan.calibrate import calibrate
 
         calibrate(cfg, args.out or layout.calibration, _shape_list(args.shapes), args.steps, meter)
+
+
+def _check_choice(option: str, value: str, allowed, where: str) -> None:
+    """A path-forming argument must be one the config declares (it becomes a folder name)."""
+    if value not in allowed:
+        raise ConfigError(f"{option} {value!r}: not one of {', '.join(allowed)} (from {where})")
+
+
+def _check_new_folder(option: str, path: Path) -> None:
+    """The folder a verb writes whole must be new (or empty): it replaces what is there."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(
+            f"{option} {path}: exists and is not empty, and would be replaced whole; give a new folder, or "
+            "delete this one first if it is an earlier output"
+        )
 
 
 # Verbs that need no config file (they work on folders given as arguments).

@@ -16,7 +16,7 @@ rule fetch_source:
     output:
         directory(f"{SOURCE_CACHE}/{{source}}"),
     log:
-        log_file("fetch_source-{source}"),
+        log_file(job("fetch_source", "source")),
     params:
         tessera=TESSERA,
     wildcard_constraints:
@@ -25,7 +25,7 @@ rule fetch_source:
     conda:
         "../envs/data.yaml"
     shell:
-        "{params.tessera} data fetch --source {wildcards.source} > {log} 2>&1"
+        "{params.tessera} data fetch --source {wildcards.source:q} > {log:q} 2>&1"
 
 
 rule prepare_data:
@@ -33,7 +33,7 @@ rule prepare_data:
         # Local source files (a change reruns prepare) and hub caches (made by fetch_source).
         sources=workflow_inputs(CFG),
     output:
-        shards=expand(f"{OUT}/data/{{lang}}/{{split}}.jsonl.zst", lang=LANGUAGES, split=SPLITS),
+        shards=[str(LAYOUT.shard(lang, split)) for lang in LANGUAGES for split in SPLITS],
         manifest=str(LAYOUT.manifest),
         energy=energy_log("prepare_data"),
     log:
@@ -51,4 +51,4 @@ rule prepare_data:
     conda:
         "../envs/data.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} data prepare --workers {threads} > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} data prepare --workers {threads} > {log:q} 2>&1"

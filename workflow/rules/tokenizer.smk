@@ -4,7 +4,7 @@
 
 rule train_tokenizer:
     input:
-        shards=expand(f"{OUT}/data/{{lang}}/train.jsonl.zst", lang=LANGUAGES),
+        shards=[str(LAYOUT.shard(lang, "train")) for lang in LANGUAGES],
     output:
         tokenizer=str(LAYOUT.tokenizer_dir / "tokenizer.json"),
         tokenizer_config=str(LAYOUT.tokenizer_dir / "tokenizer_config.json"),
@@ -24,14 +24,14 @@ rule train_tokenizer:
     conda:
         "../envs/tokenizer.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} tokenizer train > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} tokenizer train > {log:q} 2>&1"
 
 
 rule tokenizer_report:
     input:
         tokenizer=rules.train_tokenizer.output.tokenizer,
         record=rules.train_tokenizer.output.record,
-        shards=expand(f"{OUT}/data/{{lang}}/validation.jsonl.zst", lang=LANGUAGES),
+        shards=[str(LAYOUT.shard(lang, "validation")) for lang in LANGUAGES],
     output:
         md=report(report_file("tokenizer.md"), category="Tokenizer"),
         csv=report_file("tokenizer.csv"),
@@ -49,22 +49,22 @@ rule tokenizer_report:
     conda:
         "../envs/tokenizer.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} tokenizer report > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} tokenizer report > {log:q} 2>&1"
 
 
 rule tokenize:
     input:
         tokenizer=rules.train_tokenizer.output.tokenizer,
-        shard=f"{OUT}/data/{{lang}}/{{split}}.jsonl.zst",
+        shard=str(LAYOUT.shard("{lang}", "{split}")),
     output:
-        bin=f"{OUT}/tokens/{{lang}}/{{split}}.bin",
-        idx=f"{OUT}/tokens/{{lang}}/{{split}}.idx",
-        meta=f"{OUT}/tokens/{{lang}}/{{split}}.json",
-        energy=energy_log("tokenize-{lang}-{split}"),
+        bin=str(LAYOUT.token_file("{lang}", "{split}", ".bin")),
+        idx=str(LAYOUT.token_file("{lang}", "{split}", ".idx")),
+        meta=str(LAYOUT.token_file("{lang}", "{split}", ".json")),
+        energy=energy_log(job("tokenize", "lang", "split")),
     log:
-        log_file("tokenize-{lang}-{split}"),
+        log_file(job("tokenize", "lang", "split")),
     benchmark:
-        benchmark_file("tokenize-{lang}-{split}")
+        benchmark_file(job("tokenize", "lang", "split"))
     threads: 2
     resources:
         runtime=60,
@@ -74,5 +74,5 @@ rule tokenize:
     conda:
         "../envs/tokenizer.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} tokenize --language {wildcards.lang}"
-        " --split {wildcards.split} --threads {threads} > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} tokenize --language {wildcards.lang:q}"
+        " --split {wildcards.split:q} --threads {threads} > {log:q} 2>&1"

@@ -7,15 +7,19 @@
 rule train:
     input:
         previous=previous_checkpoint,
-        tokens=expand(f"{OUT}/tokens/{{lang}}/{{split}}.bin", lang=LANGUAGES, split=["train", "validation"]),
+        tokens=[
+            str(LAYOUT.token_file(lang, split, ".bin"))
+            for lang in LANGUAGES
+            for split in ("train", "validation")
+        ],
         tokenizer=rules.train_tokenizer.output.tokenizer,
     output:
-        checkpoint=directory(f"{OUT}/train/{{stage}}/step-{{step}}"),
-        energy=energy_log("train-{stage}-{step}"),
+        checkpoint=directory(str(LAYOUT.checkpoint("{stage}", "{step}"))),
+        energy=energy_log(job("train", "stage", "step")),
     log:
-        log_file("train-{stage}-{step}"),
+        log_file(job("train", "stage", "step")),
     benchmark:
-        benchmark_file("train-{stage}-{step}")
+        benchmark_file(job("train", "stage", "step"))
     wildcard_constraints:
         step=r"\d{6}",
     threads: CFG.train.local_processes
@@ -29,5 +33,5 @@ rule train:
     conda:
         "../envs/train.yaml"
     shell:
-        "{resources.mpi} $(which tessera) {params.tessera_args} --energy-out {output.energy}"
-        " train --stage {wildcards.stage} --until-step {wildcards.step} > {log} 2>&1"
+        "{resources.mpi} \"$(command -v tessera)\" {params.tessera_args} --energy-out {output.energy:q}"
+        " train --stage {wildcards.stage:q} --until-step {wildcards.step:q} > {log:q} 2>&1"

@@ -12,6 +12,7 @@ from typing import Literal
 
 from tessera.data.langid import KNOWN_LANGUAGES
 from tessera.errors import ConfigError
+from tessera.names import check_name
 
 __all__ = ["DataConfig", "SourceConfig", "FilterConfig", "SplitConfig", "SOURCE_KINDS"]
 
@@ -76,8 +77,8 @@ class SourceConfig:
     """Cap on documents read, in source order (demo sizing); null reads everything."""
 
     def check(self, where: str) -> None:
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty name without '/'")
+        check_name(self.name, f"{where}.name")
+        check_name(self.language, f"{where}.language")
         for key in _REQUIRED[self.kind]:
             if getattr(self, key) in (None, ""):
                 raise ConfigError(f"{where}.{key}: required for kind {self.kind} (source {self.name})")

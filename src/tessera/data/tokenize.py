@@ -25,6 +25,7 @@ from tessera.data.tokens import suffixed, write_token_file
 from tessera.errors import DataError
 from tessera.io import sha256_file
 from tessera.layout import SPLITS, RunLayout
+from tessera.tokenizer.files import read_tokenizer
 
 __all__ = ["require_shard", "tokenize_split", "encode_documents", "set_num_threads", "BATCH_BYTES"]
 
@@ -131,7 +132,7 @@ def tokenize_split(cfg: RunConfig, language: str, split: str, num_threads: int |
     if not tokenizer_json.exists():
         raise DataError(f"{tokenizer_json}: missing; run `tessera tokenizer train` first")
     threads = set_num_threads(num_threads)
-    tokenizer = Tokenizer.from_file(str(tokenizer_json))
+    tokenizer = read_tokenizer(tokenizer_json, "run `tessera tokenizer train` first")
     eos = cfg.tokenizer.special_tokens[1]
     eos_id = tokenizer.token_to_id(eos)
     if eos_id is None:

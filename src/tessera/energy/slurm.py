@@ -67,7 +67,8 @@ def sacct_energies(job_ids: list[str], timeout_s: float = 60.0) -> dict[str, Sac
         return {}
     cmd = ["sacct", "-j", ",".join(job_ids), "--noheader", "--parsable2", f"--format={SACCT_FORMAT}"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        # sacct from the site's PATH with job ids Snakemake got back from sbatch; no shell.
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)  # noqa: S603
     except FileNotFoundError:
         failure = "sacct not found on this machine"
     except subprocess.TimeoutExpired:

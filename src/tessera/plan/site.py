@@ -15,6 +15,7 @@ import yaml
 from tessera.config import RunConfig
 from tessera.energy.config import GpuType
 from tessera.errors import ConfigError
+from tessera.names import check_name
 
 __all__ = ["SiteRecord", "site_record", "site_config_files", "read_profile"]
 
@@ -41,6 +42,7 @@ class SiteRecord:
 
 def site_config_files(root: Path, preset: str) -> list[Path]:
     """config.yaml and configs/<preset>.yaml, as a cluster run layers them."""
+    check_name(preset, "--site")
     path = root / "configs" / f"{preset}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (root / "configs").glob("*.yaml"))
@@ -49,6 +51,7 @@ def site_config_files(root: Path, preset: str) -> list[Path]:
 
 
 def read_profile(root: Path, preset: str) -> dict:
+    check_name(preset, "--site")
     path = root / "profiles" / preset / "config.yaml"
     if not path.is_file():
         raise ConfigError(

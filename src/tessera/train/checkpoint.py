@@ -123,7 +123,7 @@ def save_state(state_dir: Path, meta: RunStateMeta, engine, keep: int = 2) -> Pa
     barrier()
     if rank == 0:
         missing = [r for r in range(meta.world_size) if not _rank_file(tmp, r).is_file()]
-        assert not missing, f"ranks {missing} wrote no state"  # barrier passed, so a filesystem bug
+        assert not missing, f"ranks {missing} wrote no state"  # noqa: S101 barrier passed: a filesystem bug
         write_json(tmp / META, meta.to_dict())
         if final.exists():
             shutil.rmtree(final)

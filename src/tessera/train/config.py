@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tessera.errors import ConfigError
+from tessera.names import check_name
 
 __all__ = ["TrainConfig", "StageConfig", "LRSegment"]
 
@@ -68,12 +69,11 @@ class StageConfig:
         """Optimizer steps of the stage, from `steps` or from `tokens`."""
         if self.steps is not None:
             return self.steps
-        assert self.tokens is not None  # check() guarantees one of them
+        assert self.tokens is not None  # noqa: S101 check() guarantees one of them
         return math.ceil(self.tokens / self.tokens_per_step)
 
     def check(self, where: str) -> None:
-        if not self.name or "/" in self.name:
-            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty name without '/'")
+        check_name(self.name, f"{where}.name")
         if (self.steps is None) == (self.tokens is None):
             raise ConfigError(f"{where}: give exactly one of steps or tokens (the stage's length)")
         if self.steps is not None and self.steps <= 0:
@@ -148,6 +148,12 @@ class TrainConfig:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be positive")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError(f"{where}: grad_clip and weight_decay must be >= 0")
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ConfigError(
+                f"{where}.betas: {list(self.betas)}: AdamW's betas lie in [0, 1), e.g. [0.9, 0.95]"
+            )
+        if self.eps <= 0:
+            raise ConfigError(f"{where}.eps: {self.eps} must be positive, e.g. 1e-8")
         if self.num_threads is not None and self.num_threads <= 0:
             raise ConfigError(f"{where}.num_threads: {self.num_threads} must be positive or null")
         for stage in self.stages:

@@ -31,6 +31,7 @@ from tessera.io import sha256_file, write_text
 from tessera.layout import RunLayout, checkpoint_steps
 from tessera.parallel.dist import all_true, device_for, init_distributed
 from tessera.parallel.env import DistEnv
+from tessera.preflight import check_stage_fits
 from tessera.train.callbacks import (
     Callback,
     EnergyCallback,
@@ -168,11 +169,7 @@ class Segment:
             rank=self.env.rank, world_size=self.env.world_size, grad_accum_steps=self.spec.grad_accum_steps,
         )
         self.model_cfg = build_model_config(cfg.model, self.loader.vocab_size)
-        if stage.seq_len > self.model_cfg.max_seq_len:
-            raise CheckpointError(
-                f"train.stages[{stage.name}].seq_len: {stage.seq_len} exceeds the model's max_seq_len "
-                f"({self.model_cfg.max_seq_len}); raise model.overrides.max_seq_len or shorten the stage"
-            )
+        check_stage_fits(self.tcfg, stage, self.model_cfg, self.env.world_size)  # as the workflow did
         self.tokenizer_sha256 = sha256_file(tokenizer_file)
         self.meta = RunStateMeta(
             stage=stage.name, step=0, tokens_seen=0, world_size=self.env.world_size,
