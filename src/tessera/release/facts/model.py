@@ -113,7 +113,7 @@ def properties(facts: Facts, hf_architecture: str) -> dict[str, dict]:
 
 def weights(facts: Facts) -> dict[str, dict]:
     """The published weights files: their dtype and sha256, measured from the exported files."""
-    assert facts.weights, "weights are read from the export (tessera.release.facts.read_exported_weights)"
+    assert facts.weights, "weights are read from the export (tessera.release.facts.read_exported_weights)"  # noqa: S101 internal invariant, not input validation
     dtypes = sorted({d for w in facts.weights for d in w.dtypes})
     return {
         "weights_dtype": fact(
