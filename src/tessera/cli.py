@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--stage", required=True)
     train.add_argument("--until-step", type=int, help="publish the checkpoint at this step and stop")
 
+    state = verbs.add_parser("state", help="run states").add_subparsers(dest="action", required=True)
+    verify = state.add_parser("verify", help="check the sha256 manifests of run states and checkpoints")
+    verify.add_argument("paths", type=Path, nargs="+", help="folders: a run's results, state/, train/, ...")
+
     ev = verbs.add_parser("eval", help="evaluate checkpoints")
     ev_actions = ev.add_subparsers(dest="action", required=True)
     ev_ckpt = ev_actions.add_parser("checkpoint", help="score one checkpoint")
@@ -104,6 +108,10 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         from tessera.train.trainer import run_stage
 
         run_stage(cfg, args.stage, until_step=args.until_step, meter=meter)
+    elif verb == "state" and action == "verify":
+        from tessera.train.transfer import verify_paths
+
+        verify_paths(args.paths)
     elif verb == "eval" and action == "checkpoint":
         from tessera.eval.evaluate import evaluate_checkpoint
 
@@ -141,7 +149,7 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
 
 
 # Verbs that need no config file (they work on folders given as arguments).
-_CONFIG_FREE = {"export-hf", "import-hf"}
+_CONFIG_FREE = {"export-hf", "import-hf", "state"}
 
 
 def main(argv: list[str] | None = None) -> int:

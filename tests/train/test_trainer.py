@@ -23,9 +23,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from tessera.cli import EXIT_PREEMPTED
+from tessera.io import sha256_file
 from tessera.layout import RunLayout
 from tessera.parallel.dist import free_port
 from tessera.train.callbacks.loggers import read_metrics
@@ -132,11 +134,12 @@ def test_two_ranks_expert_parallel_match_one_rank(reference, tmp_path, zero_stag
     assert "step 24/24" in log
     losses = _losses(layout)
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.5, losses  # it learns
-    # Each rank held half of the experts...
+    # Each rank wrote its own part of the state: two of the four experts (debug preset) each...
     state = layout.state_dir("s1") / "step-000024"
-    shards = [torch.load(state / f"rank-{r:05d}.pt", weights_only=False)["model"] for r in (0, 1)]
-    key = "layers.1.mlp.experts.local.gate_up_proj"
-    assert shards[0][key].shape[0] == shards[1][key].shape[0] == 2  # debug preset: 4 experts
+    index = json.loads((state / "meta.json").read_text())["index"]
+    experts = {f"layers.1.mlp.experts.gate_up_proj/{e}:master": f"rank-0000{e // 2}.safetensors"
+               for e in range(4)}
+    assert {k: index[k] for k in experts} == experts
     # ...yet the same global batches give the one-rank model (up to summation order).
     ours, ref = _weights(layout.checkpoint("s1", 24)), _weights(reference.checkpoint("s1", 24))
     assert ours.keys() == ref.keys()
@@ -185,15 +188,19 @@ def test_nonfinite_losses_skip_updates_then_stop_naming_the_last_good_checkpoint
     layout = RunLayout(run_dir)
     config, _ = make_mini_run(tmp_path)  # same config; rewrites identical token files
     state = layout.state_dir("s1") / "step-000024"
-    payload = torch.load(state / "rank-00000.pt", weights_only=False)
-    payload["model"]["layers.0.self_attn.q_proj.weight"].fill_(float("nan"))
-    torch.save(payload, state / "rank-00000.pt")
+    payload = load_file(str(state / "rank-00000.safetensors"))
+    with safe_open(str(state / "rank-00000.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    payload["layers.0.self_attn.q_proj.weight:master"].fill_(float("nan"))
+    save_file(payload, str(state / "rank-00000.safetensors"), metadata=metadata)
     meta = json.loads((state / "meta.json").read_text())
-    (state / "meta.json").write_text(json.dumps({**meta, "step": 12, "tokens_seen": 12 * 8 * 64}))
+    files = {"rank-00000.safetensors": sha256_file(state / "rank-00000.safetensors")}
+    (state / "meta.json").write_text(json.dumps({**meta, "step": 12, "tokens_seen": 12 * 8 * 64,
+                                                 "files": files}))
     shutil.move(state, layout.state_dir("s1") / "step-000012")
     (layout.state_dir("s1") / "latest").write_text("step-000012\n")
     shutil.rmtree(layout.checkpoint("s1", 24))
-    poisoned = payload["model"]
+    poisoned = {k.removesuffix(":master"): v for k, v in payload.items() if k.endswith(":master")}
 
     proc = run_tessera(config, "--set", "train.max_nonfinite_steps=3", "--set", "train.save_state_every=1",
                        "train", "--stage", "s1", check=False)
@@ -204,7 +211,8 @@ def test_nonfinite_losses_skip_updates_then_stop_naming_the_last_good_checkpoint
     assert [(r["step"], r["skipped"], r["nonfinite_steps"]) for r in records] == [
         (13, True, 1), (14, True, 2), (15, True, 3)]
     # The skipped updates left the weights as they were.
-    after = torch.load(layout.state_dir("s1") / "step-000014" / "rank-00000.pt", weights_only=False)["model"]
+    after = load_file(str(layout.state_dir("s1") / "step-000014" / "rank-00000.safetensors"))
+    after = {k.removesuffix(":master"): v for k, v in after.items() if k.endswith(":master")}
     for name, tensor in poisoned.items():
         torch.testing.assert_close(after[name], tensor, rtol=0, atol=0, equal_nan=True, msg=name)
 

@@ -42,8 +42,19 @@ from tessera.train.callbacks import (
     ThroughputCallback,
 )
 from tessera.train.callbacks.loggers import read_metrics
-from tessera.train.checkpoint import RunStateMeta, check_compatible, latest_state, load_state, save_state
+from tessera.train.checkpoint import (
+    RunStateMeta,
+    check_compatible,
+    latest_state,
+    load_state,
+    resumable_states,
+    save_state,
+    verify_state,
+)
 from tessera.train.config import StageConfig, TrainConfig
+from tessera.train.history import LayoutSpan, extend_history
+from tessera.train.lock import StageLock
+from tessera.train.resume_policy import check_resume_changes
 from tessera.train.schedule import lr_at
 
 __all__ = [
@@ -130,6 +141,18 @@ def train_step(engine, batches, lr: float, device: torch.device) -> StepResult:
     )
 
 
+def _num_nodes() -> int:
+    """Nodes of the job: SLURM's count, else one (torchrun --standalone and single processes)."""
+    return int(os.environ.get("SLURM_JOB_NUM_NODES") or os.environ.get("SLURM_NNODES") or 1)
+
+
+def _layout_text(meta: RunStateMeta) -> str:
+    ranks = f"{meta.world_size} rank{'s' if meta.world_size > 1 else ''}"
+    gpu = f" {meta.gpu_type}" if meta.gpu_type else ""
+    return (f"{ranks} on {meta.num_nodes} node(s) at {meta.site or 'unknown site'}{gpu}, "
+            f"EP {meta.expert_parallel_size}, ZeRO-{meta.zero_stage}")
+
+
 def _num_threads(cfg: TrainConfig) -> int:
     if cfg.num_threads:
         return cfg.num_threads
@@ -178,17 +201,28 @@ class Segment:
             stage=stage.name, step=0, tokens_seen=0, world_size=self.env.world_size,
             expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.spec.zero_stage,
             model=to_dict(self.model_cfg), tokenizer_sha256=self.tokenizer_sha256,
+            stage_config=to_dict(stage), site=cfg.site.name,
+            gpu_type=cfg.site.gpu_type if self.device.type == "cuda" else None, num_nodes=_num_nodes(),
         )
+        self.span = LayoutSpan(
+            stage.name, self.meta.site, self.meta.gpu_type, self.meta.num_nodes, self.meta.world_size,
+            self.meta.expert_parallel_size, self.meta.zero_stage, first_step=0, last_step=0,
+        )
+        self.history: list[LayoutSpan] = []
+        self.resume_notes: dict[str, str] = {}
+        """layout_change ("old -> new") and resume_changes for the first step's record after a resume."""
         # Refuse an incompatible resume before the slow part (process group, model, engine).
         self.source = self._resume_source()
         if self.source is not None:
-            check_compatible(*self.source, self.meta)
+            self._check_resume(*self.source)
 
         # DeepSpeed's import alone takes seconds: only once the resume is known to be possible.
         from tessera.parallel.deepspeed import build_engine
         from tessera.parallel.expert_parallel import apply_expert_parallel
 
         self.env, self.device = init_distributed(self.env)
+        self.lock = self._take_lock()
+        self.source = self._intact_source()
         # Same seed on every rank: identical initial weights, and each EP rank keeps its slice of them.
         torch.manual_seed(cfg.run.seed)
         model = Transformer(self.model_cfg)
@@ -242,6 +276,56 @@ class Segment:
             )
         return found
 
+    def _check_resume(self, directory: Path, saved: RunStateMeta) -> None:
+        """Same model and tokenizer; within a stage, the stage's recipe unchanged unless allowed."""
+        check_compatible(directory, saved, self.meta)
+        if saved.stage != self.stage.name:
+            return
+        changes = check_resume_changes(directory, self.stage.name, saved.stage_config, self.meta.stage_config,
+                                       self.stage.resume_changes)
+        self.span.resume_changes = sorted(changes)
+        for key, (old, new) in sorted(changes.items()):
+            self._say(f"resume_changes: {key} changes from {old!r} to {new!r} (allowed by the stage config)")
+
+    def _take_lock(self) -> StageLock:
+        """Rank 0 locks the stage for this job; every rank learns whether it could."""
+        lock, refusal = StageLock(self.state_dir), None
+        if self.env.is_main:
+            try:
+                for note in lock.acquire():
+                    self._say(note)
+            except CheckpointError as err:
+                refusal = err
+        if not all_true(refusal is None, self.device):
+            raise refusal or CheckpointError(f"{lock.path}: rank 0 could not lock the stage (see its log)")
+        return lock
+
+    def _intact_source(self) -> tuple[Path, RunStateMeta] | None:
+        """The resume source whose files match their sha256 (all ranks hash a share): the newest intact
+        state of this stage, saying which damaged ones it skips; an error if none is intact."""
+        if self.source is None:
+            return None
+        directory, saved = self.source
+        continuing = saved.stage == self.stage.name
+        candidates = resumable_states(directory.parent) if continuing else [self.source]
+        skipped = []
+        for directory, saved in candidates:
+            problems = [str(saved)] if isinstance(saved, CheckpointError) else verify_state(directory, saved)
+            if not problems:
+                if skipped:
+                    self._say(f"skipping damaged run states ({'; '.join(skipped)}); resuming from "
+                              f"{directory} at step {saved.step}: steps {saved.step + 1} on are retrained")
+                    self._check_resume(directory, saved)
+                return directory, saved
+            skipped.append(f"{directory.name}: {', '.join(problems)}")
+        state_dir = directory.parent
+        restart = (f"train stage {self.stage.name} again from step 1" if continuing
+                   else f"retrain stage {saved.stage}'s last segment")
+        raise CheckpointError(
+            f"{state_dir}: no intact run state ({'; '.join(skipped)}). Copy the state again from its source "
+            f"(docs/slurm.md: moving a run), or delete {state_dir} to {restart}"
+        )
+
     def restore(self) -> None:
         """Load the resume source into the engine: continue this stage, or begin it from the last one."""
         if self.source is None:
@@ -250,9 +334,16 @@ class Segment:
         directory, saved = self.source
         load_state(directory, saved, self.engine)
         self.meta.tokens_seen = saved.tokens_seen
+        self.history = [LayoutSpan.from_dict(h) for h in saved.history]
         if saved.stage == self.stage.name:
             self.meta.step, self.meta.nonfinite_in_a_row = saved.step, saved.nonfinite_in_a_row
             self._say(f"resumed {self.stage.name} at step {saved.step} from {directory}")
+            before, after = _layout_text(saved), _layout_text(self.meta)
+            if before != after:
+                self.resume_notes["layout_change"] = f"{before} -> {after}"
+                self._say(f"new parallel layout: {before} -> {after}")
+            if self.span.resume_changes:
+                self.resume_notes["resume_changes"] = ",".join(self.span.resume_changes)
         else:
             # Weights and optimizer moments carry over; step, schedule and data order are the new stage's.
             self._say(f"{self.stage.name}: starting from {saved.stage}'s final state {directory}")
@@ -294,6 +385,10 @@ class Segment:
         """Train step `step` (0-based) and run the callbacks on its record; no saving."""
         record = self._train_step(step)
         self.meta.step = record.step
+        self.history = extend_history(self.history, self.span, record.step)
+        self.meta.history = [span.to_dict() for span in self.history]
+        if self.env.is_main:
+            self.lock.heartbeat()
         for callback in self.callbacks:
             callback.on_step_end(record)
         self._guard_nonfinite(record)
@@ -304,6 +399,10 @@ class Segment:
         lr = lr_at(self.stage.lr, step, self.num_steps)
         batches = (self.loader.batch(step, micro) for micro in range(self.spec.grad_accum_steps))
         result = train_step(self.engine, batches, lr, self.device)
+        layout = {"world_size": self.meta.world_size, "expert_parallel_size": self.meta.expert_parallel_size,
+                  "zero_stage": self.meta.zero_stage}
+        layout.update(self.resume_notes)  # the first step after a resume: what changed
+        self.resume_notes = {}
         if self.balancing_routers:
             self._update_router_biases(result.applied)
         self.meta.nonfinite_in_a_row = self.meta.nonfinite_in_a_row + 1 if result.nonfinite else 0
@@ -313,7 +412,8 @@ class Segment:
             step_tokens=self.stage.tokens_per_step, step_time_s=time.perf_counter() - t0,
             metrics={"loss": result.loss, "aux_loss": result.aux_loss, "lr": lr,
                      "grad_norm": result.grad_norm,
-                     "skipped": not result.applied, "nonfinite_steps": self.meta.nonfinite_in_a_row},
+                     "skipped": not result.applied, "nonfinite_steps": self.meta.nonfinite_in_a_row,
+                     **layout},
             moe_stats=result.moe_stats,
         )
 
@@ -367,7 +467,8 @@ class Segment:
             save_checkpoint(out, plain, {
                 "stage": self.stage.name, "step": step, "tokens_seen": self.meta.tokens_seen,
                 "stage_steps": self.num_steps, "run": self.cfg.run.name,
-                "tokenizer_sha256": self.tokenizer_sha256,
+                "tokenizer_sha256": self.tokenizer_sha256, "site": self.meta.site,
+                "history": [span.to_dict() for span in self.history],
             }, tokenizer_dir=self.layout.tokenizer_dir)
             earlier = [s for s in checkpoint_steps(self.num_steps, self.tcfg.checkpoint_every) if s < step]
             first = earlier[-1] if earlier else 0
@@ -395,5 +496,9 @@ def run_stage(cfg: RunConfig, stage: str, until_step: int | None = None, meter=N
     if not 1 <= until <= spec.num_steps:
         raise CheckpointError(f"--until-step {until}: stage {stage} has steps 1..{spec.num_steps}")
     segment = Segment(cfg, spec, until, meter)
-    segment.restore()
-    return segment.train()
+    try:
+        segment.restore()
+        return segment.train()
+    finally:
+        if segment.env.is_main:
+            segment.lock.release()
