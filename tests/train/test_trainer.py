@@ -29,9 +29,8 @@ from safetensors.torch import load_file, save_file
 from tessera.cli import EXIT_PREEMPTED
 from tessera.io import sha256_file
 from tessera.layout import RunLayout
-from tessera.parallel.dist import free_port
 from tessera.train.callbacks.loggers import read_metrics
-from tests.train.mini_run import REPO, TEST_ENV, make_mini_run, run_tessera, tessera_cmd
+from tests.train.mini_run import REPO, TEST_ENV, make_mini_run, run_tessera, srun_like, tessera_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -106,28 +105,12 @@ def test_stage_publishes_checkpoints_and_chains_into_the_next(reference):
     assert (layout.root / "energy" / "s2.jsonl").is_file()
 
 
-def _srun_like(config: Path, *args: str, ntasks: int, logs: Path) -> list[subprocess.Popen]:
-    """The ranks as `srun` starts them: SLURM's variables only (no RANK/WORLD_SIZE); the rendezvous
-    address comes from the node list. (The workflow's default launcher, torchrun, is covered by the
-    demo workflow test.) Output goes to files: a full pipe would stall a rank inside a collective."""
-    base = {k: v for k, v in TEST_ENV.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
-    base.update(SLURM_NTASKS=str(ntasks), SLURM_STEP_ID="0", SLURM_JOB_ID="4242",
-                SLURM_JOB_NODELIST="localhost", MASTER_PORT=str(free_port()))
-    ranks = []
-    for r in range(ntasks):
-        env = {**base, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}
-        with open(logs / f"rank{r}.log", "w") as out:  # the child keeps its own copy of the descriptor
-            ranks.append(subprocess.Popen(tessera_cmd(config, *args), cwd=REPO, stdout=out,
-                                          stderr=subprocess.STDOUT, env=env))
-    return ranks
-
-
 @pytest.mark.parametrize("zero_stage", [2, 0])
 def test_two_ranks_expert_parallel_match_one_rank(reference, tmp_path, zero_stage):
     """ZeRO-2 (DeepSpeed's optimizer) and stage 0 (ClippedAdamW, whose norm sums the experts' squares
     over the EP group) against the one-rank reference, which runs stage 0."""
     config, layout = make_mini_run(tmp_path, expert_parallel_size=2, zero_stage=zero_stage)
-    ranks = _srun_like(config, "train", "--stage", "s1", ntasks=2, logs=tmp_path)
+    ranks = srun_like(config, "train", "--stage", "s1", ntasks=2, logs=tmp_path)
     codes = [rank.wait(timeout=240) for rank in ranks]
     log = (tmp_path / "rank0.log").read_text()
     assert codes == [0, 0], log[-3000:] + (tmp_path / "rank1.log").read_text()[-3000:]
