@@ -239,11 +239,19 @@ def resumable_states(state_dir: Path) -> list[tuple[Path, RunStateMeta | Checkpo
 
 
 def latest_state(state_dir: Path) -> tuple[Path, RunStateMeta] | None:
-    """The newest readable state of a stage (no file hashing), or None when it has saved none."""
-    for directory, meta in resumable_states(state_dir):
+    """The newest readable state of a stage (no file hashing), or None when it has saved none;
+    CheckpointError when it has states but none is readable (never a silent fresh start)."""
+    found = resumable_states(state_dir)
+    for directory, meta in found:
         if isinstance(meta, RunStateMeta):
             return directory, meta
-    return None
+    if not found:
+        return None
+    reasons = "; ".join(str(err) for _, err in found)
+    raise CheckpointError(
+        f"{state_dir}: no usable run state ({reasons}). Delete {state_dir} to train the stage again from "
+        "step 1 (from the previous stage's final state, if any)"
+    )
 
 
 def verify_state(directory: Path, meta: RunStateMeta) -> list[str]:
