@@ -42,19 +42,10 @@ from tessera.train.callbacks import (
     ThroughputCallback,
 )
 from tessera.train.callbacks.loggers import read_metrics
-from tessera.train.checkpoint import (
-    RunStateMeta,
-    check_compatible,
-    latest_state,
-    load_state,
-    resumable_states,
-    save_state,
-    verify_state,
-)
+from tessera.train.checkpoint import RunStateMeta, latest_state, load_state, save_state
 from tessera.train.config import StageConfig, TrainConfig
 from tessera.train.history import LayoutSpan, extend_history
-from tessera.train.lock import StageLock
-from tessera.train.resume_policy import check_resume_changes
+from tessera.train.resume import check_resume, find_source, intact_source, layout_text, num_nodes, take_lock
 from tessera.train.schedule import lr_at
 
 __all__ = [
@@ -141,18 +132,6 @@ def train_step(engine, batches, lr: float, device: torch.device) -> StepResult:
     )
 
 
-def _num_nodes() -> int:
-    """Nodes of the job: SLURM's count, else one (torchrun --standalone and single processes)."""
-    return int(os.environ.get("SLURM_JOB_NUM_NODES") or os.environ.get("SLURM_NNODES") or 1)
-
-
-def _layout_text(meta: RunStateMeta) -> str:
-    ranks = f"{meta.world_size} rank{'s' if meta.world_size > 1 else ''}"
-    gpu = f" {meta.gpu_type}" if meta.gpu_type else ""
-    return (f"{ranks} on {meta.num_nodes} node(s) at {meta.site or 'unknown site'}{gpu}, "
-            f"EP {meta.expert_parallel_size}, ZeRO-{meta.zero_stage}")
-
-
 def _num_threads(cfg: TrainConfig) -> int:
     if cfg.num_threads:
         return cfg.num_threads
@@ -202,7 +181,7 @@ class Segment:
             expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.spec.zero_stage,
             model=to_dict(self.model_cfg), tokenizer_sha256=self.tokenizer_sha256,
             stage_config=to_dict(stage), site=cfg.site.name,
-            gpu_type=cfg.site.gpu_type if self.device.type == "cuda" else None, num_nodes=_num_nodes(),
+            gpu_type=cfg.site.gpu_type if self.device.type == "cuda" else None, num_nodes=num_nodes(),
         )
         self.span = LayoutSpan(
             stage.name, self.meta.site, self.meta.gpu_type, self.meta.num_nodes, self.meta.world_size,
@@ -212,17 +191,23 @@ class Segment:
         self.resume_notes: dict[str, str] = {}
         """layout_change ("old -> new") and resume_changes for the first step's record after a resume."""
         # Refuse an incompatible resume before the slow part (process group, model, engine).
-        self.source = self._resume_source()
+        self.source = find_source(self.layout, self.tcfg, stage)
         if self.source is not None:
-            self._check_resume(*self.source)
+            self._check_resume(self.source)
 
         # DeepSpeed's import alone takes seconds: only once the resume is known to be possible.
         from tessera.parallel.deepspeed import build_engine
         from tessera.parallel.expert_parallel import apply_expert_parallel
 
         self.env, self.device = init_distributed(self.env)
-        self.lock = self._take_lock()
-        self.source = self._intact_source()
+        self.lock, notes = take_lock(self.state_dir, self.env.is_main, self.device)
+        if self.source is not None:
+            self.source, note = intact_source(self.source, stage.name)
+            if note is not None:  # fell back to an older state: its recipe is checked again
+                notes.append(note)
+                self._check_resume(self.source)
+        for note in notes:
+            self._say(note)
         # Same seed on every rank: identical initial weights, and each EP rank keeps its slice of them.
         torch.manual_seed(cfg.run.seed)
         model = Transformer(self.model_cfg)
@@ -259,72 +244,11 @@ class Segment:
 
     # --- restore ------------------------------------------------------------------------------------
 
-    def _resume_source(self) -> tuple[Path, RunStateMeta] | None:
-        """This stage's latest run state; else the previous stage's final one; None for a fresh start."""
-        found = latest_state(self.state_dir)
-        if found is not None:
-            return found
-        previous = self.tcfg.previous_stage(self.stage.name)
-        if previous is None:
-            return None
-        found = latest_state(self.layout.state_dir(previous.name))
-        if found is None or found[1].step != previous.num_steps:
-            at = f"step {found[1].step}" if found else "no run state"
-            raise CheckpointError(
-                f"{self.layout.state_dir(previous.name)}: stage {previous.name} is not finished ({at} of "
-                f"{previous.num_steps}); train it first (its last checkpoint is this stage's input)"
-            )
-        return found
-
-    def _check_resume(self, directory: Path, saved: RunStateMeta) -> None:
-        """Same model and tokenizer; within a stage, the stage's recipe unchanged unless allowed."""
-        check_compatible(directory, saved, self.meta)
-        if saved.stage != self.stage.name:
-            return
-        changes = check_resume_changes(directory, self.stage.name, saved.stage_config, self.meta.stage_config,
-                                       self.stage.resume_changes)
+    def _check_resume(self, source: tuple[Path, RunStateMeta]) -> None:
+        changes = check_resume(source, self.meta, self.stage)
         self.span.resume_changes = sorted(changes)
         for key, (old, new) in sorted(changes.items()):
             self._say(f"resume_changes: {key} changes from {old!r} to {new!r} (allowed by the stage config)")
-
-    def _take_lock(self) -> StageLock:
-        """Rank 0 locks the stage for this job; every rank learns whether it could."""
-        lock, refusal = StageLock(self.state_dir), None
-        if self.env.is_main:
-            try:
-                for note in lock.acquire():
-                    self._say(note)
-            except CheckpointError as err:
-                refusal = err
-        if not all_true(refusal is None, self.device):
-            raise refusal or CheckpointError(f"{lock.path}: rank 0 could not lock the stage (see its log)")
-        return lock
-
-    def _intact_source(self) -> tuple[Path, RunStateMeta] | None:
-        """The resume source whose files match their sha256 (all ranks hash a share): the newest intact
-        state of this stage, saying which damaged ones it skips; an error if none is intact."""
-        if self.source is None:
-            return None
-        directory, saved = self.source
-        continuing = saved.stage == self.stage.name
-        candidates = resumable_states(directory.parent) if continuing else [self.source]
-        skipped = []
-        for directory, saved in candidates:
-            problems = [str(saved)] if isinstance(saved, CheckpointError) else verify_state(directory, saved)
-            if not problems:
-                if skipped:
-                    self._say(f"skipping damaged run states ({'; '.join(skipped)}); resuming from "
-                              f"{directory} at step {saved.step}: steps {saved.step + 1} on are retrained")
-                    self._check_resume(directory, saved)
-                return directory, saved
-            skipped.append(f"{directory.name}: {', '.join(problems)}")
-        state_dir = directory.parent
-        restart = (f"train stage {self.stage.name} again from step 1" if continuing
-                   else f"retrain stage {saved.stage}'s last segment")
-        raise CheckpointError(
-            f"{state_dir}: no intact run state ({'; '.join(skipped)}). Copy the state again from its source "
-            f"(docs/slurm.md: moving a run), or delete {state_dir} to {restart}"
-        )
 
     def restore(self) -> None:
         """Load the resume source into the engine: continue this stage, or begin it from the last one."""
@@ -338,7 +262,7 @@ class Segment:
         if saved.stage == self.stage.name:
             self.meta.step, self.meta.nonfinite_in_a_row = saved.step, saved.nonfinite_in_a_row
             self._say(f"resumed {self.stage.name} at step {saved.step} from {directory}")
-            before, after = _layout_text(saved), _layout_text(self.meta)
+            before, after = layout_text(saved), layout_text(self.meta)
             if before != after:
                 self.resume_notes["layout_change"] = f"{before} -> {after}"
                 self._say(f"new parallel layout: {before} -> {after}")
