@@ -123,6 +123,7 @@ def read_checkpoint_meta(directory: str | Path) -> tuple[ModelConfig, dict[str, 
         raise CheckpointError(f"{meta_path}: not valid JSON ({err}); the checkpoint is corrupt") from None
     if not isinstance(meta, dict) or "model" not in meta:
         raise CheckpointError(f"{meta_path}: has no \"model\" entry; the checkpoint is corrupt")
+    meta.pop(MANIFEST_KEY, None)  # checked where the files are read (read_safetensors)
     try:
         cfg = from_dict(ModelConfig, meta.pop("model"), f"{meta_path}: model")
     except ConfigError as err:
