@@ -26,7 +26,7 @@ def damaged_files(directory: Path, files: dict[str, str]) -> list[str]:
         if not path.is_file():
             problems.append(f"{name}: missing")
         elif sha256_file(path) != expected:
-            problems.append(f"{name}: sha256 differs from the manifest (damaged or changed)")
+            problems.append(f"{name}: sha256 differs from the manifest (truncated, damaged or changed)")
     return problems
 
 
