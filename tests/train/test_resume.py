@@ -76,6 +76,9 @@ def test_changed_batch_size_is_refused_unless_allowed(eight_steps, tmp_path):
     history = json.loads((layout.checkpoint("s1", 12) / "tessera.json").read_text())["history"]
     assert [(h["first_step"], h["last_step"], h["resume_changes"]) for h in history] == [
         (1, 8, []), (9, 12, ["batch_size"])]
+    # The data continues at the first unseen sample: 8 x 8 seen, so step 9 is the loader's 16-sample step 4.
+    meta = json.loads((layout.state_dir("s1") / "step-000012" / "meta.json").read_text())
+    assert (meta["samples_seen"], meta["data_shift"]) == (8 * 8 + 4 * 16, 4 - 8)
 
 
 def test_damaged_state_falls_back_to_the_previous_one(eight_steps, tmp_path):

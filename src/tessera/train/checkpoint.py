@@ -82,6 +82,11 @@ class RunStateMeta:
     gpu_type: str | None = None
     num_nodes: int = 1
     adam_step: int = 0
+    samples_seen: int = 0
+    """Global samples this stage has consumed (the data position; the loader numbers samples globally)."""
+    data_shift: int = 0
+    """Loader step = step + data_shift: nonzero after an allowed batch_size change, so that the next
+    sample is the first one not yet seen (tessera.train.resume.data_shift)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """LayoutSpan mappings (tessera.train.history)."""
     index: dict[str, str] = field(default_factory=dict)

@@ -24,7 +24,8 @@ from tessera.train.config import StageConfig, TrainConfig
 from tessera.train.lock import StageLock
 from tessera.train.resume_policy import check_resume_changes
 
-__all__ = ["find_source", "check_resume", "intact_source", "take_lock", "layout_text", "num_nodes"]
+__all__ = ["find_source", "check_resume", "intact_source", "take_lock", "layout_text", "num_nodes",
+           "data_shift"]
 
 Source = tuple[Path, RunStateMeta]
 
@@ -82,6 +83,21 @@ def intact_source(source: Source, stage: str) -> tuple[Source, str | None]:
         f"{state_dir}: no intact run state ({'; '.join(skipped)}). Copy the state again from its source "
         f"(docs/slurm.md, Moving a run), or delete {state_dir} to {restart}"
     )
+
+
+def data_shift(directory: Path, saved: RunStateMeta, batch_size: int) -> int:
+    """The loader step offset that continues the data where `saved` stopped with `batch_size`-sample
+    steps (the loader's sample n of step k is k x batch + ...): the saved shift while the batch size is
+    unchanged; after a change, the step whose first sample is the first one not yet seen."""
+    if saved.stage_config.get("batch_size", batch_size) == batch_size:
+        return saved.data_shift
+    if saved.samples_seen % batch_size:
+        raise CheckpointError(
+            f"{directory}: the {saved.samples_seen} samples seen by step {saved.step} are not a whole number "
+            f"of batches of {batch_size}: the data could not continue without skipping or repeating samples. "
+            f"Resume from a step where they are, or pick a batch size that divides {saved.samples_seen}"
+        )
+    return saved.samples_seen // batch_size - saved.step
 
 
 def take_lock(state_dir: Path, is_main: bool, device: torch.device) -> tuple[StageLock, list[str]]:

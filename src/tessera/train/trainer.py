@@ -45,7 +45,15 @@ from tessera.train.callbacks.loggers import read_metrics
 from tessera.train.checkpoint import RunStateMeta, latest_state, load_state, save_state
 from tessera.train.config import StageConfig, TrainConfig
 from tessera.train.history import LayoutSpan, extend_history
-from tessera.train.resume import check_resume, find_source, intact_source, layout_text, num_nodes, take_lock
+from tessera.train.resume import (
+    check_resume,
+    data_shift,
+    find_source,
+    intact_source,
+    layout_text,
+    num_nodes,
+    take_lock,
+)
 from tessera.train.schedule import lr_at
 
 __all__ = [
@@ -261,6 +269,8 @@ class Segment:
         self.history = [LayoutSpan.from_dict(h) for h in saved.history]
         if saved.stage == self.stage.name:
             self.meta.step, self.meta.nonfinite_in_a_row = saved.step, saved.nonfinite_in_a_row
+            self.meta.samples_seen = saved.samples_seen
+            self.meta.data_shift = data_shift(directory, saved, self.stage.batch_size)
             self._say(f"resumed {self.stage.name} at step {saved.step} from {directory}")
             before, after = layout_text(saved), layout_text(self.meta)
             if before != after:
@@ -321,7 +331,8 @@ class Segment:
     def _train_step(self, step: int) -> StepRecord:
         t0 = time.perf_counter()
         lr = lr_at(self.stage.lr, step, self.num_steps)
-        batches = (self.loader.batch(step, micro) for micro in range(self.spec.grad_accum_steps))
+        at = step + self.meta.data_shift
+        batches = (self.loader.batch(at, micro) for micro in range(self.spec.grad_accum_steps))
         result = train_step(self.engine, batches, lr, self.device)
         layout = {"world_size": self.meta.world_size, "expert_parallel_size": self.meta.expert_parallel_size,
                   "zero_stage": self.meta.zero_stage}
@@ -331,6 +342,7 @@ class Segment:
             self._update_router_biases(result.applied)
         self.meta.nonfinite_in_a_row = self.meta.nonfinite_in_a_row + 1 if result.nonfinite else 0
         self.meta.tokens_seen += self.stage.tokens_per_step
+        self.meta.samples_seen += self.stage.batch_size
         return StepRecord(
             stage=self.stage.name, step=step + 1, num_steps=self.num_steps, tokens_seen=self.meta.tokens_seen,
             step_tokens=self.stage.tokens_per_step, step_time_s=time.perf_counter() - t0,
