@@ -92,6 +92,15 @@ def test_damaged_state_falls_back_to_the_previous_one(eight_steps, tmp_path):
     assert again[:8] == losses  # steps 5-8 retrained bitwise
 
 
+def test_deleting_the_newest_state_resumes_from_the_one_before(eight_steps, tmp_path):
+    """What the non-finite guard advises: delete the states after the bad point; `latest` may still
+    name a deleted one."""
+    config, layout = _copy(eight_steps, tmp_path)
+    shutil.rmtree(layout.state_dir("s1") / "step-000008")
+    proc = run_tessera(config, "train", "--stage", "s1", "--until-step", "12")
+    assert "resumed s1 at step 4" in proc.stdout and "damaged" not in proc.stdout
+
+
 def test_no_intact_state_says_how_to_restart(eight_steps, tmp_path):
     config, layout = _copy(eight_steps, tmp_path)
     for step in (4, 8):

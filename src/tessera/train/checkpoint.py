@@ -226,16 +226,16 @@ def read_meta(directory: Path) -> RunStateMeta:
 
 
 def resumable_states(state_dir: Path) -> list[tuple[Path, RunStateMeta | CheckpointError]]:
-    """The stage's complete states, newest first (`latest` first): each with its meta, or the error
-    that makes it unusable. Empty when the stage has not saved one yet."""
+    """The stage's complete states, newest first (the one `latest` names first; without `latest`, the
+    newest step folder): each with its meta, or the error that makes it unusable. Empty when the stage
+    has none. (Folders are renamed into place whole, so every `step-*` folder is complete.)"""
     state_dir = Path(state_dir)
     pointer = state_dir / LATEST
-    if not pointer.is_file():
-        return []
-    latest = state_dir / pointer.read_text().strip()
-    others = sorted((p for p in state_dir.glob("step-*") if p.is_dir() and p != latest), reverse=True)
+    named = state_dir / pointer.read_text().strip() if pointer.is_file() else None
+    latest = [named] if named is not None and named.is_dir() else []  # a deleted one is just gone
+    others = sorted((p for p in state_dir.glob("step-*") if p.is_dir() and p not in latest), reverse=True)
     found: list[tuple[Path, RunStateMeta | CheckpointError]] = []
-    for directory in [latest, *others]:
+    for directory in [*latest, *others]:
         try:
             found.append((directory, read_meta(directory)))
         except CheckpointError as err:
@@ -332,6 +332,6 @@ def load_state(directory: Path, saved: RunStateMeta, engine) -> None:
     except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(
             f"{directory}: cannot read the run state ({err}); it passed its sha256 check, so it was "
-            "written by an incompatible tessera version. Delete the state folder to resume from the "
-            "previous one"
+            f"written by an incompatible tessera version. Delete {directory} to resume from the state "
+            "before it (or, if it is the only one, from step 1)"
         ) from None

@@ -383,7 +383,8 @@ class Segment:
             f"had a non-finite loss and were skipped (train.max_nonfinite_steps = "
             f"{self.tcfg.max_nonfinite_steps}). Last good checkpoint: {last_good}; last run state: "
             f"{found[0] if found else 'none'}. Lower the learning rate or inspect the data of these steps, "
-            f"then delete {self.state_dir / 'latest'} past the bad point to resume"
+            f"then delete the run states saved after the bad point ({self.state_dir}/step-*): the stage "
+            "resumes from the newest one left (none left: from step 1)"
         )
 
     # --- publish ------------------------------------------------------------------------------------
