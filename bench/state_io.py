@@ -162,8 +162,7 @@ def _rank(rank: int, world: int, port: int, config: str, rounds: int, out: str) 
     largest = max(s.param.numel() for s in param_slots(segment.engine.module)) * 4 * 3
     Path(out, f"rank{rank}.json").write_text(json.dumps({"rounds": records, "part": new_part,
                                                          "largest_param_state": largest}))
-    if segment.env.is_main:
-        segment.lock.release()
+    segment.release()
 
 
 def _table(results: list[dict]) -> str:

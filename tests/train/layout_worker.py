@@ -23,5 +23,4 @@ def resume_rank(rank: int, world_size: int, port: int, configs: list[str], overr
         save_state(Path(side_dir), segment.meta, segment.engine)
         segment.train()
     finally:
-        if segment.env.is_main:
-            segment.lock.release()
+        segment.release()

@@ -85,8 +85,9 @@ def run_tessera(config: Path, *args: str, timeout: float = 180,
 
 def srun_like(config: Path, *args: str, ntasks: int, logs: Path) -> list[subprocess.Popen]:
     """The ranks as `srun` starts them: SLURM's variables only (no RANK/WORLD_SIZE); the rendezvous
-    address comes from the node list. (The workflow's default launcher, torchrun, is covered by the
-    demo workflow test.) Output goes to files: a full pipe would stall a rank inside a collective."""
+    address comes from the node list. (The workflow's default launcher, tessera.parallel.launch, is
+    covered by tests/parallel/test_launch.py and the demo workflow test.) Output goes to files: a full
+    pipe would stall a rank inside a collective."""
     base = {k: v for k, v in TEST_ENV.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
     base.update(SLURM_NTASKS=str(ntasks), SLURM_STEP_ID="0", SLURM_JOB_ID="4242",
                 SLURM_JOB_NODELIST="localhost", MASTER_PORT=str(free_port()))

@@ -4,11 +4,11 @@ The lock is a file created with O_CREAT|O_EXCL (atomic on local filesystems and 
 Leonardo and MareNostrum 5 use for scratch) holding its holder: host, pid, SLURM job id, start time. A
 second job refuses naming the holder. A lock whose holder is dead is taken over: on the same host the
 pid is checked (`os.kill(pid, 0)`); on another host the SLURM job state is asked (`squeue -j`, when
-the holder had a job id and squeue exists), else the lock's heartbeat (its mtime, refreshed at every
-step) decides: older than `STALE_AFTER_S` means dead. A pid alone says nothing across hosts, and a
-shared filesystem offers no lock that dies with its process (flock over NFS/Lustre is unreliable), hence
-this layering. Take-over renames the stale file away first, so of two jobs taking over, one wins the
-O_EXCL create.
+the holder had a job id and squeue exists), else the lock's heartbeat (its mtime, refreshed while
+training, at most once a minute) decides: older than `STALE_AFTER_S` means dead. A pid alone says
+nothing across hosts, and a shared filesystem offers no lock that dies with its process (flock over
+NFS/Lustre is unreliable), hence this layering. Take-over renames the stale file away first, so of two
+jobs taking over, one wins the O_EXCL create.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = ["StageLock", "LockHolder", "STALE_AFTER_S"]
 STALE_AFTER_S = 900.0
 """A lock of another host without SLURM job whose heartbeat is older than this is stale (15 min: far
 longer than any step or state save)."""
+HEARTBEAT_EVERY_S = 60.0
 LOCK = "lock"
 
 
@@ -75,6 +76,7 @@ class StageLock:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = Path(state_dir) / LOCK
+        self._last_beat = float("-inf")
 
     def _holder(self) -> LockHolder | None:
         try:
@@ -140,6 +142,11 @@ class StageLock:
         return True
 
     def heartbeat(self) -> None:
+        """Refresh the lock's mtime, at most once a minute (a metadata write on a cluster filesystem)."""
+        now = time.monotonic()
+        if now - self._last_beat < HEARTBEAT_EVERY_S:
+            return
+        self._last_beat = now
         try:
             os.utime(self.path)
         except FileNotFoundError:

@@ -209,13 +209,11 @@ class Segment:
 
         self.env, self.device = init_distributed(self.env)
         self.lock, notes = take_lock(self.state_dir, self.env.is_main, self.device)
-        if self.source is not None:
-            self.source, note = intact_source(self.source, stage.name)
-            if note is not None:  # fell back to an older state: its recipe is checked again
-                notes.append(note)
-                self._check_resume(self.source)
-        for note in notes:
-            self._say(note)
+        try:
+            self._use_intact_source(notes)
+        except BaseException:
+            self.release()
+            raise
         # Same seed on every rank: identical initial weights, and each EP rank keeps its slice of them.
         torch.manual_seed(cfg.run.seed)
         model = Transformer(self.model_cfg)
@@ -228,6 +226,20 @@ class Segment:
         if self.spec.zero_stage != self.tcfg.zero_stage:
             self._say(f"one rank: ZeRO stage {self.tcfg.zero_stage} has nothing to shard, running stage 0")
         self.callbacks = self._callbacks(cfg, meter, train_flops_per_token(self.model_cfg, stage.seq_len))
+
+    def _use_intact_source(self, notes: list[str]) -> None:
+        if self.source is not None:
+            self.source, note = intact_source(self.source, self.stage.name)
+            if note is not None:  # fell back to an older state: its recipe is checked again
+                notes.append(note)
+                self._check_resume(self.source)
+        for note in notes:
+            self._say(note)
+
+    def release(self) -> None:
+        """Give up the stage lock (rank 0 holds it)."""
+        if self.env.is_main:
+            self.lock.release()
 
     def _sum_over_ranks(self, values: list[float]) -> list[float]:
         summed = torch.tensor(values, dtype=torch.float64, device=self.device)
@@ -437,5 +449,4 @@ def run_stage(cfg: RunConfig, stage: str, until_step: int | None = None, meter=N
         segment.restore()
         return segment.train()
     finally:
-        if segment.env.is_main:
-            segment.lock.release()
+        segment.release()
