@@ -1,6 +1,6 @@
 """The local launcher (`python -m tessera.parallel.launch`) behaves like srun towards its ranks: it
-forwards SIGUSR1/SIGTERM (a 2-rank `tessera train` preempts: state saved, exit 75), and its death,
-even by SIGKILL, ends its ranks."""
+forwards SIGUSR1/SIGTERM (a 2-rank `tessera train` preempts: state saved, exit 75; the rerun resumes
+and exits 0), and its death, even by SIGKILL, ends its ranks."""
 
 from __future__ import annotations
 
@@ -44,6 +44,10 @@ def test_sigusr1_to_the_launcher_preempts_both_ranks(tmp_path):
     assert proc.returncode == 75, out[-3000:]
     assert out.count("signal received; run state saved at step") == 2  # both ranks report it
     assert (layout.state_dir("s1") / "latest").is_file()
+    # The rerun under the launcher resumes and ends with exit 0.
+    rerun = subprocess.run([*LAUNCH, *tessera_cmd(config, "train", "--stage", "s1", "--until-step", "12")],
+                           cwd=REPO, env=TEST_ENV, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and "resumed s1 at step" in rerun.stdout, rerun.stdout[-3000:]
 
 
 def test_killing_the_launcher_ends_its_ranks(tmp_path):
