@@ -120,8 +120,9 @@ def _expert_holdings(slots: list[ParamSlot]) -> list[tuple[int, int]]:
     mine = next(((s.first_expert, s.param.shape[0]) for s in slots if s.first_expert is not None), (0, 0))
     if _world() == 1:
         return [mine]
-    parts = [torch.zeros(2, dtype=torch.int64) for _ in range(_world())]
-    dist.all_gather(parts, torch.tensor(mine, dtype=torch.int64))
+    device = slots[0].param.device  # NCCL gathers CUDA tensors only
+    parts = [torch.zeros(2, dtype=torch.int64, device=device) for _ in range(_world())]
+    dist.all_gather(parts, torch.tensor(mine, dtype=torch.int64, device=device))
     return [(int(p[0]), int(p[1])) for p in parts]
 
 
@@ -167,13 +168,13 @@ def save_state(state_dir: Path, meta: RunStateMeta, engine, keep: int = 2) -> Pa
                 continue
             for key, tensor in full.items():
                 mine = tensor if slot.first_expert is None else tensor[j]
-                part[f"{unit}:{key}"] = mine.contiguous().clone()
+                part[f"{unit}:{key}"] = mine.detach().to("cpu", copy=True).contiguous()
         del full
     if rank == 0:
         part.update({f"buffer:{name}": t.detach().cpu().contiguous() for name, t in buffers(engine.module)})
     part.update(rng_tensors())
     name = _rank_file(rank)
-    save_file({k: v.cpu() for k, v in part.items()}, str(tmp / name), metadata={"rng": rng_json()})
+    save_file(part, str(tmp / name), metadata={"rng": rng_json()})
     del part
     write_json(tmp / f".{name}.sha256.json", file_hashes(tmp, [name]))  # hashed in parallel, by its writer
     meta.adam_step = adam_step(engine)

@@ -77,11 +77,14 @@ def intact_source(source: Source, stage: str) -> tuple[Source, str | None]:
             return (directory, saved), note
         skipped.append(f"{directory.name}: {', '.join(problems)}")
     state_dir = directory.parent
-    restart = (f"train stage {stage} again from step 1" if continuing
-               else f"retrain stage {saved.stage}'s last segment")
+    if continuing:
+        remedy = f"delete {state_dir} to train stage {stage} again from step 1"
+    else:  # the previous stage's final state: retrain its end from its newest intact state
+        remedy = (f"delete {directory} and run stage {saved.stage}'s last segment again (it resumes from "
+                  "its newest intact state)")
     raise CheckpointError(
         f"{state_dir}: no intact run state ({'; '.join(skipped)}). Copy the state again from its source "
-        f"(docs/slurm.md, Moving a run), or delete {state_dir} to {restart}"
+        f"(docs/slurm.md, Moving a run), or {remedy}"
     )
 
 
