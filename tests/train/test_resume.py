@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ import yaml
 
 from tessera.layout import RunLayout
 from tessera.train.callbacks.loggers import read_metrics
-from tessera.train.lock import LockHolder, StageLock
+from tessera.train.lock import STALE_AFTER_S, LockHolder, StageLock
 from tests.train.mini_run import make_mini_run, run_tessera
 
 pytestmark = pytest.mark.slow
@@ -169,4 +170,16 @@ def test_a_second_job_on_a_locked_stage_is_refused(tmp_path):
     assert proc.returncode == 1
     holder = f"stage is being trained by another job (host {socket.gethostname()}, pid {os.getpid()}"
     assert holder in proc.stderr
+    lock.release()
+
+
+def test_a_lock_of_another_host_is_stale_once_its_heartbeat_is_old(tmp_path):
+    """Without SLURM (no job id), another host's lock is judged by its heartbeat (the file's mtime)."""
+    lock = StageLock(tmp_path)
+    lock.path.write_text(json.dumps(LockHolder("elsewhere", 12345, None, 0.0).__dict__))
+    with pytest.raises(Exception, match="host elsewhere, pid 12345"):
+        lock.acquire()
+    old = time.time() - STALE_AFTER_S - 60
+    os.utime(lock.path, (old, old))
+    assert "took over the stale lock" in lock.acquire()[0]
     lock.release()

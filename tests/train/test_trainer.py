@@ -100,6 +100,10 @@ def test_stage_publishes_checkpoints_and_chains_into_the_next(reference):
     assert s2[0]["tokens_seen"] == 25 * 8 * 64 and s2[-1]["lr"] == 0.0
     assert s2[0]["loss"] < _losses(layout)[0]  # not a fresh model
     assert (layout.checkpoint("s2", 4) / "model.safetensors").is_file()
+    # The history of s2's checkpoint carries s1's span too (one layout: one span per stage).
+    history = json.loads((layout.checkpoint("s2", 4) / "tessera.json").read_text())["history"]
+    assert [(h["stage"], h["first_step"], h["last_step"], h["world_size"], h["site"]) for h in history] == [
+        ("s1", 1, 24, 1, "laptop"), ("s2", 1, 4, 1, "laptop")]
     # With the job's energy meter (--energy-out), every step has its joules.
     assert all(r["energy_j"] is not None and r["energy_j"] >= 0 for r in s2)
     assert (layout.root / "energy" / "s2.jsonl").is_file()
