@@ -82,6 +82,14 @@ def test_changed_batch_size_is_refused_unless_allowed(eight_steps, tmp_path):
     assert (meta["samples_seen"], meta["data_shift"]) == (8 * 8 + 4 * 16, 4 - 8)
 
 
+def test_a_batch_size_the_samples_seen_do_not_divide_is_refused(eight_steps, tmp_path):
+    """64 samples seen are no whole number of 12-sample batches: the data could not continue exactly."""
+    config, _ = _copy(eight_steps, tmp_path, stages=_stages(batch_size=12, resume_changes=["batch_size"]))
+    proc = run_tessera(config, "train", "--stage", "s1", "--until-step", "12", check=False)
+    assert proc.returncode == 1
+    assert "the 64 samples seen by step 8 are not a whole number of batches of 12" in proc.stderr
+
+
 def test_damaged_state_falls_back_to_the_previous_one(eight_steps, tmp_path):
     config, layout = _copy(eight_steps, tmp_path)
     losses = [r["loss"] for r in read_metrics(layout.state_dir("s1") / "metrics.jsonl")]

@@ -265,7 +265,11 @@ class Segment:
     # --- restore ------------------------------------------------------------------------------------
 
     def _check_resume(self, source: tuple[Path, RunStateMeta]) -> None:
+        """Refuse what may not change; note what may (before the engine is built)."""
         changes = check_resume(source, self.meta, self.stage)
+        directory, saved = source
+        if saved.stage == self.stage.name:
+            self.meta.data_shift = data_shift(directory, saved, self.stage.batch_size)
         self.span.resume_changes = sorted(changes)
         for key, (old, new) in sorted(changes.items()):
             self._say(f"resume_changes: {key} changes from {old!r} to {new!r} (allowed by the stage config)")
@@ -281,8 +285,7 @@ class Segment:
         self.history = [LayoutSpan.from_dict(h) for h in saved.history]
         if saved.stage == self.stage.name:
             self.meta.step, self.meta.nonfinite_in_a_row = saved.step, saved.nonfinite_in_a_row
-            self.meta.samples_seen = saved.samples_seen
-            self.meta.data_shift = data_shift(directory, saved, self.stage.batch_size)
+            self.meta.samples_seen = saved.samples_seen  # data_shift: set by _check_resume
             self._say(f"resumed {self.stage.name} at step {saved.step} from {directory}")
             before, after = layout_text(saved), layout_text(self.meta)
             if before != after:
