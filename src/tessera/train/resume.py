@@ -117,8 +117,10 @@ def take_lock(state_dir: Path, is_main: bool, device: torch.device) -> tuple[Sta
 
 
 def num_nodes() -> int:
-    """Nodes of the job: SLURM's count, else one (torchrun --standalone and single processes)."""
-    return int(os.environ.get("SLURM_JOB_NUM_NODES") or os.environ.get("SLURM_NNODES") or 1)
+    """Nodes of the job step (an srun may use fewer than the job), else one (local launches)."""
+    env = os.environ
+    count = env.get("SLURM_STEP_NUM_NODES") or env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES")
+    return int(count or 1)
 
 
 def layout_text(meta: RunStateMeta) -> str:
