@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--stage", required=True)
     train.add_argument("--until-step", type=int, help="publish the checkpoint at this step and stop")
 
+    state = verbs.add_parser("state", help="run states").add_subparsers(dest="action", required=True)
+    verify = state.add_parser("verify", help="check the sha256 manifests of run states and checkpoints")
+    verify.add_argument("paths", type=Path, nargs="+", help="folders: a run's results, state/, train/, ...")
+
     ev = verbs.add_parser("eval", help="evaluate checkpoints")
     ev_actions = ev.add_subparsers(dest="action", required=True)
     ev_ckpt = ev_actions.add_parser("checkpoint", help="score one checkpoint")
@@ -122,6 +126,10 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         from tessera.train.trainer import run_stage
 
         run_stage(cfg, args.stage, until_step=args.until_step, meter=meter)
+    elif verb == "state" and action == "verify":
+        from tessera.train.transfer import verify_paths
+
+        verify_paths(args.paths)
     elif verb == "eval" and action == "checkpoint":
         from tessera.eval.evaluate import evaluate_checkpoint
 
@@ -212,7 +220,7 @@ def _check_new_folder(option: str, path: Path) -> None:
 
 
 # Verbs that need no config file (they work on folders given as arguments).
-_CONFIG_FREE = {"export-hf", "import-hf"}
+_CONFIG_FREE = {"export-hf", "import-hf", "state"}
 
 
 def _default_configs(args: argparse.Namespace) -> list[Path]:

@@ -6,7 +6,7 @@ waits until the first stage's training loop is stepping, then shortens that job'
 saves its state and exits 75, and Snakemake's retry resubmits the job, which resumes. Shortening the
 limit once training runs, rather than submitting with a short limit, makes the signal land inside the
 loop on a fast or a slow machine alike. The run's final weights are then compared with an
-uninterrupted run of the same training (torchrun, same 2 ranks, same token files).
+uninterrupted run of the same training (the local launcher, same 2 ranks, same token files).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ if workflow.config_settings.config:
 
 def train_ranks():
     """Ranks one training job starts: the profile's geometry for the train rule (SLURM: nodes x
-    tasks_per_node, or tasks), else torchrun's train.local_processes (the rule's `mpi` default)."""
+    tasks_per_node, or tasks), else the local launcher's train.local_processes (the rule's `mpi` default)."""
     train = workflow.resource_settings.overwrite_resources.get("train", {})
 
     def value(name, default):  # a profile's value, plain or as Snakemake's Resource

@@ -26,8 +26,9 @@ rule train:
     resources:
         runtime=60,
         mem_mb=8000,
-        # Local runs launch the ranks with torchrun; SLURM profiles set mpi="srun" (one task per GPU).
-        mpi=f"torchrun --standalone --nproc-per-node={CFG.train.local_processes}",
+        # Local runs launch the ranks with tessera.parallel.launch (forwards signals, ranks die with it);
+        # SLURM profiles set mpi="srun" (one task per GPU).
+        mpi=f"python -m tessera.parallel.launch --nproc-per-node={CFG.train.local_processes}",
     params:
         tessera_args=TESSERA_ARGS,
     conda:

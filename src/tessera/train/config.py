@@ -13,6 +13,7 @@ from typing import Literal
 
 from tessera.errors import ConfigError
 from tessera.names import check_name
+from tessera.train.resume_policy import RESUMABLE_KEYS
 
 __all__ = ["TrainConfig", "StageConfig", "LRSegment"]
 
@@ -59,6 +60,9 @@ class StageConfig:
     """Training tokens in this stage, rounded up to whole steps of batch_size x seq_len tokens."""
     lr: LRSegment = field(default_factory=LRSegment)
     """This stage's learning-rate segment."""
+    resume_changes: list[str] = field(default_factory=list)
+    """Keys (batch_size, seq_len, mixture, lr, steps, tokens) a resume of this stage may find changed
+    from its run state; any other change is refused (see tessera.train.resume_policy)."""
 
     @property
     def tokens_per_step(self) -> int:
@@ -86,6 +90,12 @@ class StageConfig:
             )
         if not self.mixture or any(w < 0 for w in self.mixture.values()) or sum(self.mixture.values()) <= 0:
             raise ConfigError(f"{where}.mixture: give non-negative weights per language with a positive sum")
+        unknown = [k for k in self.resume_changes if k not in RESUMABLE_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"{where}.resume_changes: {', '.join(unknown)} cannot be allowed; give some of "
+                f"{', '.join(RESUMABLE_KEYS)} (the model shape never changes in a resume)"
+            )
         decay_steps = self.lr.decay_steps or 0
         if self.lr.warmup_steps + decay_steps > self.num_steps:
             raise ConfigError(
