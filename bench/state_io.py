@@ -145,7 +145,8 @@ def _rank(rank: int, world: int, port: int, config: str, rounds: int, out: str) 
             with PeakRss() as load_mem:
                 t0 = time.perf_counter()
                 if kind == "new":
-                    assert not verify_state(directory, segment.meta)
+                    if verify_state(directory, segment.meta):
+                        raise SystemExit(f"{directory}: the state just saved fails its own sha256 check")
                     from tessera.train.checkpoint import read_meta
 
                     load_state(directory, read_meta(directory), segment.engine)

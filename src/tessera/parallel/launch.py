@@ -44,7 +44,8 @@ def _start(command: list[str], nproc: int) -> list[subprocess.Popen]:
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(nproc), LOCAL_RANK=str(rank),
                    LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
         # preexec_fn is unsafe with threads; the launcher has none.
-        ranks.append(subprocess.Popen(command, env=env, preexec_fn=_die_with_parent))
+        # The command is the launcher's own argv (the train rule's tessera call), run without a shell.
+        ranks.append(subprocess.Popen(command, env=env, preexec_fn=_die_with_parent))  # noqa: S603
     return ranks
 
 

@@ -62,9 +62,11 @@ def _pid_alive(pid: int) -> bool:
 
 def _slurm_job_running(job_id: str) -> bool | None:
     """Whether SLURM still runs (or queues) the job; None when squeue is not available."""
-    if shutil.which("squeue") is None:
+    squeue = shutil.which("squeue")
+    if squeue is None:
         return None
-    proc = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+    # No shell; the job id is one argument whatever the lock file holds.
+    proc = subprocess.run([squeue, "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,  # noqa: S603
                           timeout=60)
     if proc.returncode != 0:  # an unknown (long finished) job id is an error for squeue
         return False
