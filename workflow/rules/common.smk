@@ -137,9 +137,15 @@ def job_wildcards():
     }
 
 
+# Metered rules a run does not need: they are run on purpose (`snakemake calibrate`) and measure the site
+# for the planner, not the model; their energy logs stay in energy/ beside the others.
+ON_DEMAND_RULES = {"calibrate"}
+
+
 def metered_rules():
-    """The rules whose jobs write an energy log: those that declare an `energy` output."""
-    return [rule for rule in workflow.rules if "energy" in dict(rule.output.items())]
+    """The rules whose jobs write an energy log: those that declare an `energy` output (less on-demand ones)."""
+    metered = [r for r in workflow.rules if "energy" in dict(r.output.items())]
+    return [r for r in metered if r.name not in ON_DEMAND_RULES]
 
 
 def energy_logs(wildcards=None):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,7 +233,7 @@ def resumable_states(state_dir: Path) -> list[tuple[Path, RunStateMeta | Checkpo
     has none. (Folders are renamed into place whole, so every `step-*` folder is complete.)"""
     state_dir = Path(state_dir)
     pointer = state_dir / LATEST
-    named = state_dir / pointer.read_text().strip() if pointer.is_file() else None
+    named = state_dir / _latest_name(pointer) if pointer.is_file() else None
     latest = [named] if named is not None and named.is_dir() else []  # a deleted one is just gone
     others = sorted((p for p in state_dir.glob("step-*") if p.is_dir() and p not in latest), reverse=True)
     found: list[tuple[Path, RunStateMeta | CheckpointError]] = []
@@ -242,6 +243,17 @@ def resumable_states(state_dir: Path) -> list[tuple[Path, RunStateMeta | Checkpo
         except CheckpointError as err:
             found.append((directory, err))
     return found
+
+
+def _latest_name(pointer: Path) -> str:
+    """The state folder `latest` names: one `step-NNNNNN` inside the stage's folder, never a path."""
+    name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+    if not re.fullmatch(r"step-\d{6}", name):
+        raise CheckpointError(
+            f"{pointer}: names {name[:80]!r}, not a state folder of this stage (step-NNNNNN); delete {pointer} "
+            "to resume from the newest complete state folder beside it"
+        )
+    return name
 
 
 def latest_state(state_dir: Path) -> tuple[Path, RunStateMeta] | None:
