@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tessera.energy.summary import EnergySummary
+from tessera.errors import ReleaseError
 from tessera.layout import RunLayout
 from tessera.release.build import build_release
 from tessera.release.validate import validate_document
@@ -95,3 +96,11 @@ def test_a_single_site_card_keeps_the_totals_only(built_release):
     assert [r["site"] for r in tech["sections"]["energy_consumption"]["fields"]["sites"]["rows"]] == [
         "leonardo"
     ]
+
+
+def test_the_schema_requires_the_site_columns_when_the_table_is_there(two_site_run):
+    tech, _, _ = _released(two_site_run)
+    for row in tech["sections"]["energy_consumption"]["fields"]["sites"]["rows"]:
+        del row["co2e_kg"]
+    with pytest.raises(ReleaseError, match="co2e_kg"):
+        validate_document(tech, "technical_documentation")
