@@ -122,6 +122,8 @@ def test_report_arithmetic_from_synthetic_logs(run_config, make_record):
     training = summary.training
     flops_per_token = train_flops_per_token(PRESETS["debug"], 8)
     assert training.tokens.value == 4 * 16
+    # steps x batch x seq_len: a formula over the config, not a counter.
+    assert training.tokens.kind == "computed"
     assert training.flops.value == pytest.approx(64 * flops_per_token)
     assert training.gpu_j_per_flop.value == pytest.approx(7200.0 / (64 * flops_per_token))
     assert training.floor_j_per_flop.value == pytest.approx(700.0 / 989e12)

@@ -41,7 +41,10 @@ def test_a_run_continued_at_another_site_reports_both(run_config, make_record):
     assert sites["test"].pue == 1.1 and sites["test"].it_kwh == pytest.approx(1.0)
     assert sites["test"].co2e_kg == pytest.approx(1.1 * 330.7 / 1e3)
     assert sites["marenostrum5"].pue == 1.2 and sites["marenostrum5"].country == "ESP"
+    assert sites["marenostrum5"].gpu_type is None  # the records' site.gpu_type
     assert sites["marenostrum5"].it_kwh == pytest.approx(2.0)
+    # No GPU, CPU and memory estimated by CodeCarbon at both sites: the IT energy of each is estimated.
+    assert sites["test"].it_kind == sites["marenostrum5"].it_kind == "estimated"
     assert sites["marenostrum5"].node_hours == pytest.approx(1.0)  # 2 nodes x 0.5 h
     assert sites["marenostrum5"].co2e_kg == pytest.approx(2.0 * 1.2 * 174.1 / 1e3)
     assert summary.totals.facility_kwh.value == pytest.approx(1.1 + 2.4)
@@ -78,7 +81,7 @@ def test_reading_checks_the_schema_version(tmp_path, run_config, make_record):
     del old["schema_version"]
     old["schema"] = 1
     path.write_text(json.dumps(old))
-    with pytest.raises(DataError, match="schema_version None, expected 2.*energy_report"):
+    with pytest.raises(DataError, match=f"schema_version None, expected {SCHEMA_VERSION}.*energy_report"):
         EnergySummary.read(path)
     with pytest.raises(DataError, match="no energy summary"):
         EnergySummary.read(tmp_path / "absent.json")

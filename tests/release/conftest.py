@@ -43,6 +43,8 @@ RELEASE = {
     "placed_on_market": "2026-01-15",
 }
 GPU_J_PER_STEP = 1000.0
+LEONARDO = {"name": "leonardo", "country": "ITA", "pue": 1.1, "gpu_type": "A100-64GB"}
+"""The site of every job of the miniature run (its config's site, as configs/leonardo.yaml)."""
 
 
 def raw_config(results_dir: Path) -> dict:
@@ -149,7 +151,7 @@ def _eval(cfg: RunConfig) -> None:
     write_eval_report(cfg)
 
 
-def _record(job: str, start: float, time_s: float, gpu_j: float, cpu_j: float) -> dict:
+def _record(job: str, start: float, time_s: float, gpu_j: float, cpu_j: float, site: dict) -> dict:
     """One rank's record as tessera.energy.meter writes it: GPU measured by NVML, CPU estimated."""
     return {
         "schema": RECORD_SCHEMA,
@@ -175,13 +177,14 @@ def _record(job: str, start: float, time_s: float, gpu_j: float, cpu_j: float) -
         "cpu": {"j": cpu_j, "kind": "estimated", "method": "CodeCarbon"},
         "mem": {"j": cpu_j / 4, "kind": "estimated", "method": "CodeCarbon"},
         "codecarbon": None,
-        "site": {"name": "leonardo", "country": "ITA", "pue": 1.1, "gpu_type": "A100-64GB"},
+        "site": dict(site),
         "slurm": None,
         "samples": {"t_s": [0.0, time_s], "gpu_w": [0.0, 0.0], "cpu_w": [0.0, 0.0]},
     }
 
 
-def _energy(cfg: RunConfig) -> None:
+def write_energy(cfg: RunConfig, site_of=lambda job: LEONARDO) -> None:
+    """The jobs' energy records, each at `site_of(job)`, and reports/energy.json built from them."""
     layout = RunLayout(cfg.out_dir)
     start = 1_800_000_000.0
     # train_tokenizer shares the "train" prefix but is no training job: the compute facts must leave it out.
@@ -193,7 +196,8 @@ def _energy(cfg: RunConfig) -> None:
             previous = step
     for job, gpu_j in jobs:
         write_text(
-            layout.energy_dir / f"{job}.jsonl", json.dumps(_record(job, start, 60.0, gpu_j, 500.0)) + "\n"
+            layout.energy_dir / f"{job}.jsonl",
+            json.dumps(_record(job, start, 60.0, gpu_j, 500.0, site_of(job))) + "\n",
         )
         start += 60.0
     summary = build_summary(
@@ -232,7 +236,7 @@ def run_template(tmp_path_factory) -> Path:
     _manifest(cfg)
     _tokenizer_report(cfg)
     _eval(cfg)
-    _energy(cfg)
+    write_energy(cfg)
     return results
 
 

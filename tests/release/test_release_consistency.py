@@ -22,6 +22,7 @@ import pytest
 
 from tessera.data.loader import TokenLoader, stage_seed
 from tessera.data.tokens import write_token_file
+from tessera.energy.summary import EnergySummary, Figure
 from tessera.layout import RunLayout
 from tessera.model.checkpoint import read_checkpoint_meta
 from tessera.model.config import num_active_params, num_params
@@ -129,7 +130,7 @@ def _read(cfg) -> dict[str, Any]:
         tokenizer_rows = [r for r in csv.DictReader(f) if r["tokenizer"] == "tessera"]
     return {
         "manifest": load(layout.manifest),
-        "energy": load(layout.reports_dir / "energy.json"),
+        "energy": EnergySummary.read(layout.reports_dir / "energy.json"),
         "eval": load(layout.reports_dir / "eval.json"),
         "model_cfg": model_cfg,
         "meta": meta,
@@ -160,9 +161,9 @@ def _model(e: Expected, cfg, r: dict) -> None:
 
 def _training(e: Expected, cfg, r: dict) -> None:
     p = "technical_documentation/training_process"
-    per_stage = {s["stage"]: s for s in r["energy"]["training"]["per_stage"]}
+    per_stage = {s.stage: s for s in r["energy"].training.per_stage}
     tokens = sum(s.num_steps * s.batch_size * s.seq_len for s in cfg.train.stages)
-    assert tokens == r["energy"]["training"]["tokens"]["value"] == r["meta"]["tokens_seen"]
+    assert tokens == r["energy"].training.tokens.value == r["meta"]["tokens_seen"]
     e.add(f"{p}/tokens", tokens, "computed")
     e.add(f"{p}/tokens_seen", tokens, "computed")
     e.add("training_content_summary/general_information/training_data_size", tokens, "computed")
@@ -176,15 +177,15 @@ def _training(e: Expected, cfg, r: dict) -> None:
         {n: s.num_steps * s.batch_size * s.seq_len for n, s in stages.items()},
         "computed",
     )
-    e.column(f"{p}/stages[{{}}]/flops", {n: per_stage[n]["flops"] for n in stages}, "computed")
+    e.column(f"{p}/stages[{{}}]/flops", {n: per_stage[n].flops for n in stages}, "computed")
     # No history in these checkpoints: one span per stage, from the config and the energy report's jobs.
     assert "history" not in r["meta"]
-    jobs = [j for j in r["energy"]["jobs"] if j["rule"] == "train"]
+    jobs = [j for j in r["energy"].jobs if j.rule == "train"]
     for name, stage in stages.items():
-        mine = [j for j in jobs if j["stage"] == f"train/{name}"]
+        mine = [j for j in jobs if j.stage == f"train/{name}"]
         span = {
-            "num_nodes": max(j["num_nodes"] for j in mine),
-            "world_size": max(j["num_ranks"] for j in mine),
+            "num_nodes": max(j.num_nodes for j in mine),
+            "world_size": max(j.num_ranks for j in mine),
             "expert_parallel_size": cfg.train.expert_parallel_size,
             "first_step": 1,
             "last_step": stage.num_steps,
@@ -262,40 +263,63 @@ def _category_titles() -> list[str]:
 
 
 def _compute_and_energy(e: Expected, r: dict) -> None:
-    en = r["energy"]
-    jobs = [j for j in en["jobs"] if j["rule"] == "train"]
+    en: EnergySummary = r["energy"]
+    jobs = [j for j in en.jobs if j.rule == "train"]
     p = "technical_documentation/computational_resources"
-    e.add(f"{p}/training_flops", en["training"]["flops"]["value"], "computed")
-    e.add("compute_thresholds/training_compute/training_flops", en["training"]["flops"]["value"], "computed")
-    e.add(f"{p}/training_gpu_hours", sum(j["gpu_hours"] for j in jobs), "measured")
-    e.add(f"{p}/training_time_s", sum(j["time_s"] for j in jobs), "measured")
-    e.add(f"{p}/max_gpus", max(j["num_gpus"] for j in jobs), "measured")
-    e.add(f"{p}/max_nodes", max(j["num_nodes"] for j in jobs), "measured")
-    for field, figure in (
-        ("gpu_hours", en["totals"]["gpu_hours"]),
-        ("wall_time_s", en["totals"]["wall_time_s"]),
-    ):
-        e.add(f"{p}/{field}", figure["value"], _energy_basis(figure["kind"]))
+    e.add(f"{p}/training_flops", en.training.flops.value, "computed")
+    e.add("compute_thresholds/training_compute/training_flops", en.training.flops.value, "computed")
+    e.add(f"{p}/training_gpu_hours", sum(j.gpu_hours for j in jobs), "measured")
+    e.add(f"{p}/training_time_s", sum(j.time_s for j in jobs), "measured")
+    e.add(f"{p}/max_gpus", max(j.num_gpus for j in jobs), "measured")
+    e.add(f"{p}/max_nodes", max(j.num_nodes for j in jobs), "measured")
+    for field, figure in (("gpu_hours", en.totals.gpu_hours), ("wall_time_s", en.totals.wall_time_s)):
+        e.add(f"{p}/{field}", figure.value, _energy_basis(figure.kind))
     p = "technical_documentation/energy_consumption"
-    for field, (group, key) in {
-        "training_energy_kwh": ("training", "energy_it_kwh"),
-        "training_gpu_energy_kwh": ("training", "energy_gpu_kwh"),
-        "it_energy_kwh": ("totals", "it_kwh"),
-        "it_measured_kwh": ("totals", "it_measured_kwh"),
-        "it_estimated_kwh": ("totals", "it_estimated_kwh"),
-        "facility_energy_kwh": ("totals", "facility_kwh"),
-        "co2e_kg": ("totals", "co2e_kg"),
-    }.items():
-        figure = en[group][key]
-        e.add(f"{p}/{field}", figure["value"], _energy_basis(figure["kind"]))
-    components = en["components"]
-    total = sum(f["value"] for f in components.values())
-    kinds = {f["kind"] for f in components.values()}
-    kwh_basis = "estimated" if "estimated" in kinds else "measured" if kinds == {"measured"} else "computed"
-    e.column(f"{p}/components[{{}}]/kwh", {c: f["value"] for c, f in components.items()}, kwh_basis)
+    figures: dict[str, Figure] = {
+        "training_energy_kwh": en.training.energy_it_kwh,
+        "training_gpu_energy_kwh": en.training.energy_gpu_kwh,
+        "it_energy_kwh": en.totals.it_kwh,
+        "it_measured_kwh": en.totals.it_measured_kwh,
+        "it_estimated_kwh": en.totals.it_estimated_kwh,
+        "facility_energy_kwh": en.totals.facility_kwh,
+        "co2e_kg": en.totals.co2e_kg,
+    }
+    for field, figure in figures.items():
+        e.add(f"{p}/{field}", figure.value, _energy_basis(figure.kind))
+    components = en.components
+    total = sum(f.value for f in components.values())
     e.column(
-        f"{p}/components[{{}}]/share", {c: f["value"] / total for c, f in components.items()}, "computed"
+        f"{p}/components[{{}}]/kwh",
+        {c: f.value for c, f in components.items()},
+        _column_basis({f.kind for f in components.values()}),
     )
+    e.column(f"{p}/components[{{}}]/share", {c: f.value / total for c, f in components.items()}, "computed")
+    _sites(e, en)
+
+
+def _column_basis(kinds: set[str]) -> str:
+    """One basis for a column of energy figures: estimated if any part was, measured if all were."""
+    parts = {part for kind in kinds for part in kind.split("+")} - {"none"}
+    return "estimated" if "estimated" in parts else "measured" if parts == {"measured"} else "computed"
+
+
+def _sites(e: Expected, en: EnergySummary) -> None:
+    """Per site: IT energy as metered, the site's PUE and grid (declared), and what they multiply
+    (estimated: PUE and grid intensity are averages); the rows sum to the totals."""
+    p = "technical_documentation/energy_consumption/sites[{}]"
+    sites = {s.name: s for s in en.sites}
+    e.column(
+        f"{p}/it_kwh", {n: s.it_kwh for n, s in sites.items()}, _column_basis({s.it_kind for s in en.sites})
+    )
+    e.column(f"{p}/pue", {n: s.pue for n, s in sites.items()}, "declared")
+    e.column(f"{p}/facility_kwh", {n: s.it_kwh * s.pue for n, s in sites.items()}, "estimated")
+    e.column(f"{p}/grid_g_per_kwh", {n: s.grid_g_per_kwh for n, s in sites.items()}, "declared")
+    e.column(
+        f"{p}/co2e_kg", {n: s.it_kwh * s.pue * s.grid_g_per_kwh / 1e3 for n, s in sites.items()}, "estimated"
+    )
+    e.column(f"{p}/node_hours", {n: s.node_hours for n, s in sites.items()}, "measured")
+    assert sum(s.it_kwh for s in en.sites) == pytest.approx(en.totals.it_kwh.value)
+    assert sum(s.it_kwh * s.pue for s in en.sites) == pytest.approx(en.totals.facility_kwh.value)
 
 
 def _evaluation(e: Expected, r: dict) -> None:
@@ -317,8 +341,8 @@ def _evaluation(e: Expected, r: dict) -> None:
 
 
 def _thresholds(e: Expected, r: dict) -> None:
-    flops = r["energy"]["training"]["flops"]["value"]
-    tokens = r["energy"]["training"]["tokens"]["value"]
+    flops = r["energy"].training.flops.value
+    tokens = r["energy"].training.tokens.value
     e.add(
         "compute_thresholds/training_compute/flops_6nd",
         6.0 * num_active_params(r["model_cfg"]) * tokens,
@@ -407,8 +431,8 @@ def test_text_figures_match_the_files(released):
         if line.endswith("  model.safetensors")
     )
     assert props["weights_sha256"]["value"].split()[1] == manifest_line.split()[0]
-    components = r["energy"]["components"]
-    share = components["mem"]["value"] / sum(f["value"] for f in components.values())
+    components = r["energy"].components
+    share = components["mem"].value / sum(f.value for f in components.values())
     assert tech["energy_consumption"]["fields"]["memory_scope"]["value"].startswith(
         f"{share:.0%} of the IT energy"
     )

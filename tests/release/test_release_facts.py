@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tessera.energy.summary import EnergySummary
 from tessera.layout import RunLayout
 from tessera.model.checkpoint import read_checkpoint_meta
 from tessera.model.config import num_active_params, num_params
@@ -21,11 +22,11 @@ def _fields(doc: dict, section: str) -> dict:
     return doc["sections"][section]["fields"]
 
 
-def _reports(cfg) -> tuple[dict, dict, dict]:
+def _reports(cfg) -> tuple[EnergySummary, dict, dict]:
     layout = RunLayout(cfg.out_dir)
     read = lambda p: json.loads(p.read_text())  # noqa: E731
     return (
-        read(layout.reports_dir / "energy.json"),
+        EnergySummary.read(layout.reports_dir / "energy.json"),
         read(layout.reports_dir / "eval.json"),
         read(layout.manifest),
     )
@@ -35,32 +36,29 @@ def test_energy_and_compute_figures_equal_the_energy_report(built_release):
     energy, _, _ = _reports(built_release)
     tech = _documents(built_release)["technical_documentation"]
     en, comp = _fields(tech, "energy_consumption"), _fields(tech, "computational_resources")
-    assert en["it_energy_kwh"]["value"] == energy["totals"]["it_kwh"]["value"]
-    assert en["it_measured_kwh"]["value"] == energy["totals"]["it_measured_kwh"]["value"]
-    assert en["it_estimated_kwh"]["value"] == energy["totals"]["it_estimated_kwh"]["value"]
-    assert en["facility_energy_kwh"]["value"] == energy["totals"]["facility_kwh"]["value"]
-    assert en["co2e_kg"]["value"] == energy["totals"]["co2e_kg"]["value"]
-    assert en["training_energy_kwh"]["value"] == energy["training"]["energy_it_kwh"]["value"]
-    assert en["training_gpu_energy_kwh"]["value"] == energy["training"]["energy_gpu_kwh"]["value"]
+    assert en["it_energy_kwh"]["value"] == energy.totals.it_kwh.value
+    assert en["it_measured_kwh"]["value"] == energy.totals.it_measured_kwh.value
+    assert en["it_estimated_kwh"]["value"] == energy.totals.it_estimated_kwh.value
+    assert en["facility_energy_kwh"]["value"] == energy.totals.facility_kwh.value
+    assert en["co2e_kg"]["value"] == energy.totals.co2e_kg.value
+    assert en["training_energy_kwh"]["value"] == energy.training.energy_it_kwh.value
+    assert en["training_gpu_energy_kwh"]["value"] == energy.training.energy_gpu_kwh.value
     assert {r["component"]: r["kwh"] for r in en["components"]["rows"]} == {
-        c: f["value"] for c, f in energy["components"].items()
+        c: f.value for c, f in energy.components.items()
     }
-    assert comp["training_flops"]["value"] == energy["training"]["flops"]["value"]
-    assert comp["gpu_hours"]["value"] == energy["totals"]["gpu_hours"]["value"]
-    assert comp["wall_time_s"]["value"] == energy["totals"]["wall_time_s"]["value"]
-    train_jobs = [j for j in energy["jobs"] if j["rule"] == "train"]
-    assert comp["training_gpu_hours"]["value"] == pytest.approx(sum(j["gpu_hours"] for j in train_jobs))
-    assert comp["training_time_s"]["value"] == pytest.approx(sum(j["time_s"] for j in train_jobs))
+    assert comp["training_flops"]["value"] == energy.training.flops.value
+    assert comp["gpu_hours"]["value"] == energy.totals.gpu_hours.value
+    assert comp["wall_time_s"]["value"] == energy.totals.wall_time_s.value
+    train_jobs = [j for j in energy.jobs if j.rule == "train"]
+    assert comp["training_gpu_hours"]["value"] == pytest.approx(sum(j.gpu_hours for j in train_jobs))
+    assert comp["training_time_s"]["value"] == pytest.approx(sum(j.time_s for j in train_jobs))
     thresholds = _documents(built_release)["compute_thresholds"]
-    assert (
-        _fields(thresholds, "training_compute")["training_flops"]["value"]
-        == energy["training"]["flops"]["value"]
-    )
+    assert _fields(thresholds, "training_compute")["training_flops"]["value"] == energy.training.flops.value
     stages = _fields(tech, "training_process")["stages"]["rows"]
     assert [(r["stage"], r["tokens"], r["flops"]) for r in stages] == [
-        (s["stage"], s["tokens"], s["flops"]) for s in energy["training"]["per_stage"]
+        (s.stage, s.tokens, s.flops) for s in energy.training.per_stage
     ]
-    assert _fields(tech, "training_process")["tokens"]["value"] == energy["training"]["tokens"]["value"]
+    assert _fields(tech, "training_process")["tokens"]["value"] == energy.training.tokens.value
 
 
 def test_evaluation_figures_equal_the_eval_report(built_release):

@@ -63,13 +63,13 @@ def sites_section(sites: list[SiteEnergy]) -> list[str]:
     lines = [
         "## Sites",
         "",
-        "| site | country | PUE | gCO2e/kWh | IT kWh | kWh at the wall | kg CO2e | node-h | GPU-h | jobs "
-        "| PUE from |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| site | country | PUE | gCO2e/kWh | IT kWh | IT kind | kWh at the wall | kg CO2e | node-h | GPU-h "
+        "| jobs | PUE from |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in sites:
         lines.append(
-            f"| {s.name} | {s.country} | {s.pue:g} | {_g(s.grid_g_per_kwh)} | {_g(s.it_kwh)} | "
+            f"| {s.name} | {s.country} | {s.pue:g} | {_g(s.grid_g_per_kwh)} | {_g(s.it_kwh)} | {s.it_kind} | "
             f"{_g(s.facility_kwh)} | {_g(s.co2e_kg)} | {_g(s.node_hours)} | {_g(s.gpu_hours)} | {s.jobs} | "
             f"{s.pue_source} |"
         )

@@ -134,8 +134,10 @@ def site_rows(cfg: RunConfig, jobs: list[JobEnergy]) -> list[SiteEnergy]:
                 name=name,
                 country=country,
                 pue=pue,
+                gpu_type=cfg.site.gpu_type if own else parts[-1].gpu_type,
                 grid_g_per_kwh=grid,
                 it_kwh=it_kwh,
+                it_kind=combine_kinds(set().union(*(p.kinds for p in parts))),
                 facility_kwh=it_kwh * pue,
                 co2e_kg=it_kwh * pue * grid / 1e3 if grid is not None else None,
                 node_hours=sum(p.node_hours for p in parts),
@@ -279,8 +281,8 @@ def training(
         tokens=Figure(
             tokens,
             "tokens",
-            "measured" if tokens else "none",
-            "published checkpoint step x stage batch_size x seq_len",
+            "computed" if tokens else "none",
+            "published checkpoint step x stage batch_size x seq_len (every sequence is packed to seq_len)",
         ),
         flops=Figure(
             total_flops or None,

@@ -37,8 +37,9 @@ __all__ = [
     "EnergySummary",
 ]
 
-SCHEMA_VERSION = 2
-"""2: schema 1's fields plus `schema_version`, `sites` and `budget`."""
+SCHEMA_VERSION = 3
+"""2: schema 1's fields plus `schema_version`, `sites` and `budget`; 3: `sites[].it_kind` and `gpu_type`, and
+`training.tokens` is of kind `computed` (steps x batch x seq_len; 2 called it measured)."""
 
 
 @dataclass
@@ -48,7 +49,8 @@ class Figure:
     value: float | None
     unit: str
     kind: str
-    """measured / estimated / none / a mix like estimated+measured."""
+    """measured / estimated / none / a mix like estimated+measured; computed for a count derived by a
+    formula from the config (training tokens)."""
     method: str
 
 
@@ -70,9 +72,13 @@ class SiteEnergy:
     name: str
     country: str
     pue: float
+    gpu_type: str | None
+    """site.gpu_type of the config the jobs ran with there (null: CPU only)."""
     grid_g_per_kwh: float | None
     """energy.grid_intensity[country]; null when the table lacks the country."""
     it_kwh: float
+    it_kind: str
+    """How this site's IT energy was obtained: measured, estimated, none or a mix (as Figure.kind)."""
     facility_kwh: float
     """IT energy x this site's PUE."""
     co2e_kg: float | None
@@ -262,7 +268,9 @@ class EnergySummary:
         try:
             return from_dict(cls, data, where)
         except ConfigError as err:
-            raise DataError(f"{err}; rebuild the energy report with this tessera version") from None
+            raise DataError(
+                f"{err}; rebuild the energy report with this tessera version (snakemake energy_report)"
+            ) from None
 
     @classmethod
     def read(cls, path: Path) -> EnergySummary:

@@ -83,6 +83,11 @@ def _section(title: str, fields: dict[str, dict], keys: list[str]) -> list[str]:
     return [f"## {title}", "", *render_facts([fields[k] for k in keys])]
 
 
+def _per_site(sites: dict[str, Any]) -> list[str]:
+    """The energy per site, on the card only when the run used several sites (else it repeats the totals)."""
+    return render_table(sites) if len(sites["rows"]) > 1 else []
+
+
 def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: str) -> str:
     r = facts.cfg.release
     tech = {k: s["fields"] for k, s in documents["technical_documentation"]["sections"].items()}
@@ -160,6 +165,7 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
                 "systemic_risk_presumed",
             ],
         ),
+        *_per_site(tech["energy_consumption"]["sites"]),
         "## Training data",
         "",
         *render_table(tech["training_data"]["languages"]),

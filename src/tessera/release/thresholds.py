@@ -40,7 +40,7 @@ _PRESUMPTION = (
 
 
 def _flops(facts: Facts) -> float:
-    return facts.energy_report["training"]["flops"]["value"]
+    return facts.energy.training.flops.value
 
 
 def systemic_risk_section(facts: Facts) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def _obligations(exempt: bool, systemic: bool) -> list[str]:
 def compute_thresholds_sections(facts: Facts) -> dict[str, dict[str, Any]]:
     """The fields of the compute-thresholds document: (training compute, conclusions)."""
     flops = _flops(facts)
-    tokens = facts.energy_report["training"]["tokens"]["value"]
+    tokens = facts.energy.training.tokens.value
     systemic = flops > SYSTEMIC_RISK_FLOP
     exemption = open_source_exemption(facts, systemic)
     figures = {

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from tessera.energy.summary import Figure
+
 __all__ = ["Basis", "BASES", "fact", "table", "energy_basis", "energy_fact"]
 
 Basis = Literal["measured", "computed", "estimated", "declared"]
@@ -66,16 +68,14 @@ def energy_basis(kind: str) -> Basis:
     return "measured" if parts == {"measured"} else "computed"
 
 
-def energy_fact(report: dict[str, Any], label: str, *path: str) -> dict[str, Any]:
-    """The figure at `path` of reports/energy.json as a fact; the report's own kind travels in `method`."""
-    figure = report
-    for key in path:
-        figure = figure[key]
+def energy_fact(figure: Figure, label: str, field: str) -> dict[str, Any]:
+    """A figure of reports/energy.json (its `field`, e.g. totals.it_kwh) as a fact; the report's own kind
+    travels in `method`."""
     return fact(
         label,
-        figure["value"],
-        energy_basis(figure["kind"]),
-        f"reports/energy.json: {'.'.join(path)}",
-        unit=figure["unit"],
-        method=f"{figure['kind']}: {figure['method']}",
+        figure.value,
+        energy_basis(figure.kind),
+        f"reports/energy.json: {field}",
+        unit=figure.unit,
+        method=f"{figure.kind}: {figure.method}",
     )

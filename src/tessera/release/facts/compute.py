@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tessera.energy.summary import JobRow
 from tessera.errors import ReleaseError
 from tessera.release.facts.basis import energy_fact, fact, table
 from tessera.release.facts.inputs import Facts
@@ -31,12 +32,10 @@ HISTORY_KEYS = (
 )
 
 
-def _train_jobs(facts: Facts, stage: str | None = None) -> list[dict[str, Any]]:
+def _train_jobs(facts: Facts, stage: str | None = None) -> list[JobRow]:
     """The energy report's train jobs, of one stage (its jobs' stage is `train/<stage>`) or all."""
     wanted = None if stage is None else f"train/{stage}"
-    return [
-        j for j in facts.energy_report["jobs"] if j.get("rule") == "train" and wanted in (None, j["stage"])
-    ]
+    return [j for j in facts.energy.jobs if j.rule == "train" and wanted in (None, j.stage)]
 
 
 def history_spans(facts: Facts) -> tuple[list[dict[str, Any]], bool]:
@@ -54,13 +53,13 @@ def history_spans(facts: Facts) -> tuple[list[dict[str, Any]], bool]:
                 f"reports/energy.json: no train job of stage {stage.name}, and the released checkpoint has "
                 "no training history; rebuild the report from the run's energy logs (snakemake energy_report)"
             )
-        world = max(j["num_ranks"] for j in jobs)
+        world = max(j.num_ranks for j in jobs)
         spans.append(
             {
                 "stage": stage.name,
                 "site": site.name,
                 "gpu_type": site.gpu_type,
-                "num_nodes": max(j["num_nodes"] for j in jobs),
+                "num_nodes": max(j.num_nodes for j in jobs),
                 "world_size": world,
                 "expert_parallel_size": t.expert_parallel_size,
                 "zero_stage": t.zero_stage if world > 1 else 0,
@@ -118,7 +117,7 @@ def _history(facts: Facts) -> dict[str, Any]:
 
 
 def _stages(facts: Facts) -> dict[str, Any]:
-    per_stage = {s["stage"]: s for s in facts.energy_report["training"]["per_stage"]}
+    per_stage = {s.stage: s for s in facts.energy.training.per_stage}
     rows = [
         {
             "stage": stage.name,
@@ -128,8 +127,8 @@ def _stages(facts: Facts) -> dict[str, Any]:
             "mixture": ", ".join(f"{k} {v:g}" for k, v in stage.mixture.items()),
             "lr_peak": stage.lr.peak,
             "lr_schedule": f"warmup {stage.lr.warmup_steps}, decay {stage.lr.decay}",
-            "tokens": per_stage.get(stage.name, {}).get("tokens"),
-            "flops": per_stage.get(stage.name, {}).get("flops"),
+            "tokens": per_stage[stage.name].tokens if stage.name in per_stage else None,
+            "flops": per_stage[stage.name].flops if stage.name in per_stage else None,
         }
         for stage in facts.cfg.train.stages
     ]
@@ -163,7 +162,7 @@ def training(facts: Facts) -> dict[str, dict]:
         "parallelism "
         "(layouts per span in the training history)"
     )
-    tokens = facts.energy_report["training"]["tokens"]
+    tokens = facts.energy.training.tokens
     return {
         "method": fact("Training method", method, "declared", "config train, model.moe"),
         "optimised_for": fact(
@@ -179,11 +178,11 @@ def training(facts: Facts) -> dict[str, dict]:
         "history": _history(facts),
         "tokens": fact(
             "Training tokens",
-            tokens["value"],
+            tokens.value,
             "computed",
             "reports/energy.json: training.tokens",
             unit="tokens",
-            method=tokens["method"],
+            method=tokens.method,
         ),
         "tokens_seen": fact(
             "Tokens seen by the released checkpoint",
@@ -202,50 +201,80 @@ def training(facts: Facts) -> dict[str, dict]:
     }
 
 
-def _jobs_fact(jobs: list[dict], label: str, key: str, combine, unit: str | None = None) -> dict[str, Any]:
+def _jobs_fact(jobs: list[JobRow], label: str, key: str, combine, unit: str | None = None) -> dict[str, Any]:
     """`combine` (sum, max) of one field over the train jobs of the energy report, as measured."""
     return fact(
-        label, combine(j[key] for j in jobs), "measured", f"{ENERGY}: jobs[rule=train].{key}", unit=unit
+        label,
+        combine(getattr(j, key) for j in jobs),
+        "measured",
+        f"{ENERGY}: jobs[rule=train].{key}",
+        unit=unit,
     )
 
 
 def compute(facts: Facts) -> dict[str, dict]:
-    site, jobs = facts.cfg.site, _train_jobs(facts)
+    jobs = _train_jobs(facts)
     if not jobs:
         raise ReleaseError(
             "reports/energy.json: no train job; rebuild it after training (snakemake energy_report)"
         )
-    gpu_type = facts.cfg.energy.gpu_types.get(site.gpu_type) if site.gpu_type else None
-    hardware = (
-        f"{site.gpu_type} ({gpu_type.description})"
-        if gpu_type and gpu_type.description
-        else site.gpu_type or "CPU only (site.gpu_type is null)"
-    )
-    flops = energy_fact(facts.energy_report, "Training compute", "training", "flops")
+    totals = facts.energy.totals
+    flops = energy_fact(facts.energy.training.flops, "Training compute", "training.flops")
     return {
         "training_flops": {**flops, "basis": "computed"},
         "training_gpu_hours": _jobs_fact(jobs, "GPU-hours of training", "gpu_hours", sum, unit="GPU-h"),
         "training_time_s": _jobs_fact(jobs, "Wall time of training jobs", "time_s", sum, unit="s"),
-        "gpu_hours": energy_fact(facts.energy_report, "GPU-hours, whole pipeline", "totals", "gpu_hours"),
-        "wall_time_s": energy_fact(facts.energy_report, "Wall time, whole pipeline", "totals", "wall_time_s"),
-        "hardware": fact("Hardware", hardware, "declared", "config site.gpu_type, energy.gpu_types"),
+        "gpu_hours": energy_fact(totals.gpu_hours, "GPU-hours, whole pipeline", "totals.gpu_hours"),
+        "wall_time_s": energy_fact(totals.wall_time_s, "Wall time, whole pipeline", "totals.wall_time_s"),
+        "hardware": _hardware(facts),
         "max_gpus": _jobs_fact(jobs, "Largest training job, GPUs", "num_gpus", max),
         "max_nodes": _jobs_fact(jobs, "Largest training job, nodes", "num_nodes", max),
         "site": _site(facts),
     }
 
 
-def _site(facts: Facts) -> dict[str, Any]:
-    """The configured site, or every site of the training history when it ran elsewhere too."""
+def _describe_gpu(facts: Facts, name: str | None) -> str:
+    gpu_type = facts.cfg.energy.gpu_types.get(name) if name else None
+    if gpu_type and gpu_type.description:
+        return f"{name} ({gpu_type.description})"
+    return name or "CPU only (site.gpu_type is null)"
+
+
+def _hardware(facts: Facts) -> dict[str, Any]:
+    """The configured site's GPU type, or each site's when the run used sites with different GPUs."""
     site = facts.cfg.site
-    here = f"{site.name} ({site.country}, PUE {site.pue:g})"
+    by_site = {s.name: s.gpu_type for s in facts.energy.sites} | {site.name: site.gpu_type}
+    if len(set(by_site.values())) == 1:
+        return fact(
+            "Hardware",
+            _describe_gpu(facts, site.gpu_type),
+            "declared",
+            "config site.gpu_type, energy.gpu_types",
+        )
+    return fact(
+        "Hardware",
+        "; ".join(f"{_describe_gpu(facts, gpu)} at {name}" for name, gpu in by_site.items()),
+        "declared",
+        f"config site.gpu_type, energy.gpu_types; {ENERGY}: sites[*].gpu_type (each site's config)",
+    )
+
+
+def _site(facts: Facts) -> dict[str, Any]:
+    """The configured site, or every site the run used when it ran elsewhere too: the training history's
+    spans and the sites the energy report counted jobs at (a run without recorded history still moved)."""
+    site = facts.cfg.site
     spans, recorded = history_spans(facts)
-    sites = sorted({span["site"] for span in spans})
-    if not recorded or sites == [site.name]:
+    sites = {s.name for s in facts.energy.sites}
+    sources = [f"{ENERGY}: sites[*].name"]
+    if recorded:
+        sites |= {span["site"] for span in spans}
+        sources.insert(0, f"{facts.checkpoint_src}: history[*].site")
+    if sites <= {site.name}:
+        here = f"{site.name} ({site.country}, PUE {site.pue:g})"
         return fact("Site", here, "declared", "config site.name, site.country, site.pue")
     return fact(
         "Sites",
-        f"{', '.join(sites)} (per span in the training history); the energy figures apply {here}",
+        f"{', '.join(sorted(sites))}; energy, PUE and CO2e per site in section 6 (energy consumption)",
         "measured",
-        f"{facts.checkpoint_src}: history[*].site; config site",
+        "; ".join(sources),
     )

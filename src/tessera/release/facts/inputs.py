@@ -16,7 +16,8 @@ from typing import Any
 from safetensors import safe_open
 
 from tessera.config import RunConfig
-from tessera.errors import ReleaseError
+from tessera.energy.summary import EnergySummary
+from tessera.errors import DataError, ReleaseError
 from tessera.io import sha256_file
 from tessera.layout import RunLayout
 from tessera.model.checkpoint import read_checkpoint_meta
@@ -59,7 +60,7 @@ class Facts:
     checkpoint_meta: dict[str, Any]
     manifest: dict[str, Any]
     eval_report: dict[str, Any]
-    energy_report: dict[str, Any]
+    energy: EnergySummary
     built_utc: dt.datetime
     weights: tuple[WeightsFile, ...] = ()
     """The exported weights (set by the release build once they are written); empty before export."""
@@ -88,9 +89,13 @@ def _read_json(path: Path, remedy: str) -> dict[str, Any]:
         raise ReleaseError(f"{path}: not valid JSON ({err}); {remedy}") from None
 
 
-def read_energy_summary(path: Path) -> dict[str, Any]:
-    """reports/energy.json: the one place the release reads it (a typed reader can replace this)."""
-    return _read_json(path, "build the energy report (snakemake energy_report)")
+def read_energy_summary(path: Path) -> EnergySummary:
+    """reports/energy.json as the typed record; a missing, garbled or older-schema file stops the release
+    (its message names the file and `snakemake energy_report`, which rebuilds it from the energy logs)."""
+    try:
+        return EnergySummary.read(path)
+    except DataError as err:
+        raise ReleaseError(str(err)) from None
 
 
 def final_checkpoint_dir(cfg: RunConfig) -> Path:
@@ -115,13 +120,13 @@ def _check_consistent(facts: Facts, eval_path: Path, energy_path: Path) -> None:
             f"{eval_path}: its final result is {final.get('stage')} step {final.get('step')} but the "
             f"released checkpoint is {stage} step {step}; rebuild the report (snakemake eval_report)"
         )
-    per_stage = {s["stage"]: s for s in facts.energy_report.get("training", {}).get("per_stage", [])}
-    if per_stage.get(stage, {}).get("steps") != step:
+    steps = {s.stage: s.steps for s in facts.energy.training.per_stage}
+    if steps.get(stage) != step:
         raise ReleaseError(
-            f"{energy_path}: training.per_stage has {stage} at step {per_stage.get(stage, {}).get('steps')}, "
+            f"{energy_path}: training.per_stage has {stage} at step {steps.get(stage)}, "
             f"the released checkpoint is step {step}; rebuild the report (snakemake energy_report)"
         )
-    if facts.energy_report["training"]["flops"]["value"] is None:
+    if facts.energy.training.flops.value is None:
         raise ReleaseError(f"{energy_path}: training.flops is null; rebuild it after training finishes")
 
 
@@ -138,7 +143,7 @@ def gather_facts(cfg: RunConfig, now: dt.datetime | None = None) -> Facts:
         checkpoint_meta=meta,
         manifest=_read_json(layout.manifest, "run the data stage (snakemake prepare_data)"),
         eval_report=_read_json(eval_path, "build the evaluation report (snakemake eval_report)"),
-        energy_report=read_energy_summary(energy_path),
+        energy=read_energy_summary(energy_path),
         built_utc=now or dt.datetime.now(dt.UTC),
     )
     _check_consistent(facts, eval_path, energy_path)
