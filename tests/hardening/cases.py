@@ -225,14 +225,15 @@ TOKENS = [
 
 # ---- run state: what a resumed segment reads (format owned by the `state` helper) --------------------------
 
+STATE_REMEDY = r"(?i)delete .*(latest|train the stage again)|restart"
 STATE = [
-    Case("meta-garbled", TRAIN, (r"state/s1", r"(?i)delete .*(latest|train the stage again)|restart"),
+    Case("meta-garbled", TRAIN, (r"state/s1", STATE_REMEDY),
          prepare=lambda out: (writing("state/s1/latest", "step-000002\n")(out),
                               writing("state/s1/step-000002/meta.json", "{garbled")(out))),
-    Case("meta-missing", TRAIN, (r"state/s1", r"(?i)delete .*(latest|train the stage again)|restart"),
+    Case("meta-missing", TRAIN, (r"state/s1", STATE_REMEDY),
          prepare=lambda out: (writing("state/s1/latest", "step-000002\n")(out),
                               writing("state/s1/step-000002/rank-0.pt", b"\0" * 16)(out))),
-    Case("latest-points-outside", TRAIN, (r"state/s1", r"(?i)delete .*(latest|train the stage again)|restart"),
+    Case("latest-points-outside", TRAIN, (r"state/s1", STATE_REMEDY),
          prepare=writing("state/s1/latest", "../../../../elsewhere\n")),
 ]
 
@@ -246,7 +247,8 @@ CHECKPOINTS = [
          prepare=deleting(f"{FIRST_CHECKPOINT}/tessera.json")),
     Case("meta-garbled", EXPORT, (r"step-000004", r"tessera\.json"),
          prepare=writing(f"{FIRST_CHECKPOINT}/tessera.json", "{garbled")),
-    Case("weights-truncated", EXPORT, (r"model\.safetensors", r"(?i)truncated|sha256 differs", r"(?i)copy the checkpoint again|retrain"),
+    Case("weights-truncated", EXPORT,
+         (r"model\.safetensors", r"(?i)truncated|sha256 differs", r"(?i)copy the checkpoint again|retrain"),
          prepare=truncating(f"{FIRST_CHECKPOINT}/model.safetensors")),
     Case("weights-missing", EXPORT, (r"step-000004", r"model\.safetensors"),
          prepare=deleting(f"{FIRST_CHECKPOINT}/model.safetensors")),

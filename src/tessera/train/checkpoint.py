@@ -250,8 +250,8 @@ def _latest_name(pointer: Path) -> str:
     name = pointer.read_text(encoding="utf-8", errors="replace").strip()
     if not re.fullmatch(r"step-\d{6}", name):
         raise CheckpointError(
-            f"{pointer}: names {name[:80]!r}, not a state folder of this stage (step-NNNNNN); delete {pointer} "
-            "to resume from the newest complete state folder beside it"
+            f"{pointer}: names {name[:80]!r}, not a state folder of this stage (step-NNNNNN); delete "
+            f"{pointer} to resume from the newest complete state folder beside it"
         )
     return name
 
