@@ -68,9 +68,9 @@ def _check_exportable(cfg: ModelConfig, where: str) -> str:
             )
         if cfg.moe.renormalize:
             raise ConfigError(
-                f"{where}: model.moe.renormalize is true, but llama.cpp's qwen2moe (the GGUF release, Ollama) "
-                "never renormalises the top-k weights of a Qwen2-MoE and would compute other logits; train "
-                "with model.overrides.moe.renormalize: false"
+                f"{where}: model.moe.renormalize is true, but llama.cpp's qwen2moe (the GGUF release, "
+                "Ollama) never renormalises the top-k weights of a Qwen2-MoE and would compute other "
+                "logits; train with model.overrides.moe.renormalize: false"
             )
         return "qwen2_moe"
     if not cfg.moe.renormalize:

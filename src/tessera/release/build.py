@@ -2,6 +2,7 @@
 
     results/<run>/release/
       model.safetensors, config.json, generation_config.json   the transformers model (export_hf)
+      <model_name>-{f16,q8_0}.gguf, Modelfile                  llama.cpp and Ollama (release.gguf)
       tokenizer.json, tokenizer_config.json, ...                the tokenizer
       tessera.json                                             which checkpoint it was exported from
       README.md                                                the model card (Hub YAML header)
@@ -10,8 +11,9 @@
       MANIFEST.sha256                                          sha256 of every other file (sha256sum -c)
 
 Order: check the declared keys, gather and cross-check the facts, check every source's licence, build and
-validate the documents, and only then export the weights into a temporary folder that replaces
-release/ on success. A failed release leaves the previous one (or none) in place.
+validate the documents, check that llama.cpp can run the model and find its converter, and only then
+export the weights (and convert them to GGUF) into a temporary folder that replaces release/ on success.
+A failed release leaves the previous one (or none) in place.
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ from tessera.layout import RunLayout
 from tessera.model.hf import export_hf, hf_config
 from tessera.release.documents import build_documents, render_markdown
 from tessera.release.facts import Facts, gather_facts
+from tessera.release.gguf import (
+    RELEASE_TYPES,
+    check_gguf_exportable,
+    check_tokenizer,
+    convert,
+    fetch_converter,
+    gguf_file_name,
+)
+from tessera.release.how_to_run import MODELFILE, modelfile
 from tessera.release.model_card import DOCUMENTS_DIR, model_card
 from tessera.release.validate import (
     COMMON_SCHEMA,
@@ -73,8 +84,14 @@ def build_release(cfg: RunConfig) -> Path:
     documents = build_documents(facts, architecture)
     for kind, document in documents.items():
         validate_document(document, kind)
+    check_gguf_exportable(facts.model_cfg, str(facts.checkpoint))
+    check_tokenizer(facts.checkpoint)
+    fetch_converter()
     with atomic_dir(layout.release_dir) as tmp:
         export_hf(facts.checkpoint, tmp, dtype=_DTYPES[cfg.release.dtype])
+        for outtype in RELEASE_TYPES:
+            convert(tmp, tmp / gguf_file_name(cfg.release.model_name, outtype), outtype)
+        write_text(tmp / MODELFILE, modelfile(cfg.release.model_name))
         docs_dir = tmp / DOCUMENTS_DIR
         for kind, document in documents.items():
             write_json(docs_dir / f"{kind}.json", document)
@@ -88,7 +105,7 @@ def build_release(cfg: RunConfig) -> Path:
         write_checksums(tmp)
     print(
         f"tessera release: wrote {layout.release_dir} ({len(documents)} AI Act documents, model card, "
-        f"{CHECKSUMS_FILE})",
+        f"GGUF {', '.join(RELEASE_TYPES)}, {CHECKSUMS_FILE})",
         flush=True,
     )
     return layout.release_dir
