@@ -14,7 +14,11 @@ export PATH := $(abspath $(BIN)):$(PATH)
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	# llama-cpp-python (the `llama` extra, for the GGUF parity tests) compiles llama.cpp: a few minutes.
+	CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}" \
+	  $(BIN)/python -m pip install -q -e '.[dev]'
+	# llama.cpp's GGUF converter, unpacked from the pinned llama-cpp-python sdist into the user cache.
+	$(BIN)/python -m tessera.release.gguf --fetch
 	@touch $@
 
 install: $(VENV)/.installed

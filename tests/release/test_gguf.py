@@ -17,6 +17,7 @@ from tessera.model.hf import export_hf
 from tessera.model.transformer import Transformer
 from tessera.release.build import CHECKSUMS_FILE
 from tessera.release.gguf import (
+    LLAMA_CPP_PYTHON_VERSION,
     RELEASE_TYPES,
     check_gguf_exportable,
     check_tokenizer,
@@ -199,9 +200,7 @@ def converted(request, llama_cpp, tokenizer_dir, tmp_path_factory):
 
 
 def test_llama_cpp_token_ids_equal_transformers_on_flores(converted, flores):
-    name, _, tokenizer, llm = converted
-    if name != "demo":
-        pytest.skip("the vocabulary is the same for every model: checked once")
+    _, _, tokenizer, llm = converted
     for lang, lines in flores.items():
         mismatches = [
             line
@@ -243,3 +242,8 @@ def test_llama_cpp_logits_and_greedy_continuation_equal_transformers(converted, 
         assert continuation == expected, (name, lang)
         seen.update(expected)
     assert len(seen) > 2  # the continuations are not one token repeated
+
+
+def test_the_binding_is_the_llama_cpp_whose_converter_the_release_runs():
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"' in pyproject
