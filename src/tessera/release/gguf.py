@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -123,7 +124,12 @@ def fetch_converter(folder: Path | None = None) -> Path:
                 if member.isfile() and name != member.name and name.startswith(_CONVERTER_FILES):
                     member.name = name
                     sdist.extract(member, staging, filter="data")
-    staging.rename(folder)
+    try:
+        staging.rename(folder)
+    except OSError:  # another process unpacked it meanwhile
+        shutil.rmtree(staging)
+        if not (folder / "convert_hf_to_gguf.py").is_file():
+            raise
     return folder
 
 
