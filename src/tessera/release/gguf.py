@@ -1,10 +1,11 @@
 """GGUF files of the release (llama.cpp, Ollama), written by llama.cpp's own converter.
 
-The converter is `convert_hf_to_gguf.py` (with its `conversion/` package) from the llama-cpp-python sdist
-of LLAMA_CPP_PYTHON_VERSION, the llama.cpp that the parity tests run; the GGUF writing itself is the
-`gguf` package from PyPI. Neither is part of this repository: the two converter files are unpacked from
-the sdist (`pip download`) into a cache once (`python -m tessera.release.gguf --fetch` on a machine with
-PyPI access; then offline nodes reuse it), and run unmodified in a subprocess.
+The converter is `convert_hf_to_gguf.py` with its `conversion/` package and its `gguf-py` writer, from the
+llama-cpp-python sdist of LLAMA_CPP_PYTHON_VERSION, the llama.cpp that the parity tests run (its writer,
+not PyPI's `gguf` 0.19.0, which lacks enums this converter uses). None of it is in this repository: the
+files are unpacked from the sdist (`pip download`) into a cache once (`python -m tessera.release.gguf
+--fetch` where PyPI is reachable; offline nodes reuse it, or $TESSERA_LLAMA_CPP_CONVERTER names a copy),
+and run unmodified in a subprocess.
 
 One answer is ours. The converter names the pre-tokenizer (`tokenizer.ggml.pre`) by hashing the token
 ids its test string gets, so it recognises only vocabularies it has seen: every newly trained one fails
