@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
@@ -27,10 +26,14 @@ from tessera.release.gguf import (
 from tessera.release.how_to_run import MODELFILE
 
 from .conftest import REPO
-
-FLORES = REPO.parent / "shared" / "data" / "eval" / "flores200"
-LANGUAGES = ("ita", "eng", "fra", "spa", "deu")
-EDGE_CASES = "l'università\tdel 2024\n\n\n  c'è  \t\n x ’ 12,5%  l’amico I'LL he's\r\nStraße über"
+from .llama_parity import (
+    FLORES,
+    LANGUAGES,
+    assert_same_logits_and_greedy,
+    assert_same_token_ids,
+    flores_devtest,
+    open_llama,
+)
 
 
 def _tiny(preset: str) -> ModelConfig:
@@ -125,10 +128,7 @@ def llama_cpp():
 def flores() -> dict[str, list[str]]:
     if not (FLORES / "devtest").is_dir():
         pytest.skip(f"FLORES-200 absent ({FLORES}): the shared data is not next to this checkout")
-    return {
-        lang: (FLORES / "devtest" / f"{lang}.devtest").read_text(encoding="utf-8").splitlines()
-        for lang in LANGUAGES
-    }
+    return flores_devtest()
 
 
 @pytest.fixture(scope="module")
@@ -183,17 +183,7 @@ def converted(request, llama_cpp, tokenizer_dir, tmp_path_factory):
     ckpt = save_checkpoint(out / "ckpt", model, {"stage": "s", "step": 1, "tokens_seen": 1}, tokenizer_dir)
     hf_dir = export_hf(ckpt, out / "hf")
     path = convert(hf_dir, out / "model-f32.gguf", "f32")
-    # f32 KV cache, so that the only differences left are the order of float32 operations.
-    llm = llama_cpp.Llama(
-        str(path),
-        n_ctx=128,
-        n_batch=128,
-        logits_all=True,
-        type_k=0,
-        type_v=0,
-        verbose=False,
-        n_threads=2,
-    )
+    llm = open_llama(llama_cpp, path)
     hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     yield request.param, hf, tokenizer, llm
     llm.close()
@@ -201,47 +191,12 @@ def converted(request, llama_cpp, tokenizer_dir, tmp_path_factory):
 
 def test_llama_cpp_token_ids_equal_transformers_on_flores(converted, flores):
     _, _, tokenizer, llm = converted
-    for lang, lines in flores.items():
-        mismatches = [
-            line
-            for line in lines
-            if tokenizer(line, add_special_tokens=False)["input_ids"]
-            != llm.tokenize(line.encode("utf-8"), add_bos=False, special=False)
-        ]
-        assert not mismatches, (
-            f"{lang}: {len(mismatches)} of {len(lines)} lines differ, e.g. {mismatches[0]!r}"
-        )
-    ids = tokenizer(EDGE_CASES, add_special_tokens=False)["input_ids"]
-    assert llm.tokenize(EDGE_CASES.encode("utf-8"), add_bos=False, special=False) == ids
-    assert llm.detokenize(ids).decode("utf-8") == EDGE_CASES
+    assert_same_token_ids(tokenizer, llm, flores)
 
 
 def test_llama_cpp_logits_and_greedy_continuation_equal_transformers(converted, flores):
-    name, hf, tokenizer, llm = converted
-    seen: set[int] = set()
-    for lang in LANGUAGES:
-        ids = tokenizer(flores[lang][0], add_special_tokens=False)["input_ids"][:48]
-        llm.reset()
-        llm.eval(ids)
-        ours = np.array(llm.scores[: len(ids)])
-        with torch.no_grad():
-            theirs = hf(torch.tensor([ids])).logits[0].numpy()
-        logit_range = float(theirs.max() - theirs.min())
-        assert np.abs(ours - theirs).max() <= 1e-4 * logit_range, (name, lang)
-
-        prompt, expected = ids[:12], []
-        with torch.no_grad():  # greedy by hand: generate() would stop at EOS, llama.cpp's generator does not
-            for _ in range(16):
-                expected.append(int(hf(torch.tensor([prompt + expected])).logits[0, -1].argmax()))
-        llm.reset()
-        continuation = []
-        for token in llm.generate(prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
-            continuation.append(token)
-            if len(continuation) == len(expected):
-                break
-        assert continuation == expected, (name, lang)
-        seen.update(expected)
-    assert len(seen) > 2  # the continuations are not one token repeated
+    _, hf, tokenizer, llm = converted
+    assert_same_logits_and_greedy(hf, tokenizer, llm, flores)
 
 
 def test_the_binding_is_the_llama_cpp_whose_converter_the_release_runs():
