@@ -32,9 +32,9 @@ def how_to_run(model_name: str, load_from: str) -> list[str]:
     return [
         "## How to run",
         "",
-        "A base model (no chat template): give it text to continue. transformers, vLLM, llama.cpp and "
-        "Ollama compute the same model; tessera's release tests check that llama.cpp's token ids, logits "
-        "(f32) and greedy continuation equal transformers'.",
+        "A base model (no chat template): give it text to continue. The export uses only what "
+        "transformers, vLLM and llama.cpp compute alike; tessera's tests check that llama.cpp's token ids, "
+        "f32 logits and greedy continuation equal transformers' (vLLM and Ollama are not tested by tessera).",
         "",
         "**vLLM** serves the transformers folder (an OpenAI-compatible server on port 8000):",
         "",
