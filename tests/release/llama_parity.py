@@ -58,10 +58,10 @@ def _greedy_llama(llm, prompt: list[int], num_tokens: int) -> list[int]:
     return out
 
 
-def assert_same_logits_and_greedy(hf, tokenizer, llm, flores: dict[str, list[str]]) -> float:
+def assert_same_logits_and_greedy(hf, tokenizer, llm, flores: dict[str, list[str]]) -> set[int]:
     """On the first FLORES line of each language: logits within 1e-4 of their range, then 16 greedy tokens
-    after a 12-token prompt. Returns the worst |dlogit| / range."""
-    worst, seen = 0.0, set()
+    after a 12-token prompt. Returns the tokens the continuations hold."""
+    seen: set[int] = set()
     for lang, lines in flores.items():
         ids = tokenizer(lines[0], add_special_tokens=False)["input_ids"][:48]
         llm.reset()
@@ -71,9 +71,7 @@ def assert_same_logits_and_greedy(hf, tokenizer, llm, flores: dict[str, list[str
             theirs = hf(torch.tensor([ids])).logits[0].numpy()
         error = float(np.abs(ours - theirs).max() / (theirs.max() - theirs.min()))
         assert error <= 1e-4, (lang, error)
-        worst = max(worst, error)
         expected = _greedy_hf(hf, ids[:12], 16)
         assert _greedy_llama(llm, ids[:12], 16) == expected, lang
         seen.update(expected)
-    assert len(seen) > 2  # the continuations are not one token repeated
-    return worst
+    return seen

@@ -154,6 +154,7 @@ def test_release_runs_in_llama_cpp_as_in_transformers(demo_run, tmp_path):
     llm = open_llama(llama_cpp, convert(release, tmp_path / "demo-f32.gguf", "f32"))
     try:
         assert_same_token_ids(tokenizer, llm, flores)
+        # The demo's few steps leave continuations of one or two tokens (the commonest): equal is the test.
         assert_same_logits_and_greedy(hf, tokenizer, llm, flores)
     finally:
         llm.close()
