@@ -11,10 +11,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: run test lint dag report clean install
 
 # The stamp is rebuilt when pyproject.toml changes, so a pull that adds a dependency reinstalls.
+# llama-cpp-python (the `llama` extra, for the GGUF parity tests) compiles llama.cpp: a few minutes. Not
+# -march=native: a CPU that reports AMX inside a container that forbids it dies with SIGILL on q8_0.
+# Then llama.cpp's GGUF converter is unpacked from the pinned llama-cpp-python sdist into the user cache.
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
+	  -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}" \
+	  $(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m tessera.release.gguf --fetch
 	@touch $@
 
 install: $(VENV)/.installed

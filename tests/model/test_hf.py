@@ -138,6 +138,12 @@ def test_import_reads_the_stacked_expert_layout(tmp_path):
         ),
         ({"moe": SHARED}, "model.overrides.qk_norm: false"),
         ({"qk_norm": False}, "model.overrides.qk_norm: true"),
+        # What llama.cpp would compute differently without an error (it has no norm_topk_prob):
+        (
+            {"moe": dataclasses.replace(PRESETS["debug"].moe, renormalize=False)},
+            "llama.cpp's qwen3moe .* model.overrides.moe.renormalize: true",
+        ),
+        ({"moe": SHARED, "qk_norm": False}, "llama.cpp's qwen2moe .* model.overrides.moe.renormalize: false"),
     ],
 )
 def test_export_refuses_options_no_architecture_represents(tmp_path, changes, message):

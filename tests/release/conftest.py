@@ -52,22 +52,19 @@ def raw_config(results_dir: Path) -> dict:
     raw["run"] = {"name": "reltest", "seed": 1, "results_dir": str(results_dir)}
     raw["site"] = {"name": "leonardo", "country": "ITA", "pue": 1.1, "gpu_type": "A100-64GB"}
     # Positions up to 256, trained at 128 (config.yaml's stages): the documents must tell the two apart.
-    raw["model"] = {"preset": "debug", "overrides": {"max_seq_len": 256}}
+    # No dense layer: llama.cpp's qwen3moe, which runs the release's GGUF files, has none.
+    raw["model"] = {"preset": "debug", "overrides": {"max_seq_len": 256, "num_dense_layers": 0, "dense_hidden": 0}}
     raw["release"] = dict(RELEASE)
     return raw
 
 
 def _tokenizer(out: Path) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """tessera's own tokenizer (the release converts it to GGUF, which needs its pre-tokenizer)."""
     from transformers import PreTrainedTokenizerFast
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(TEXTS, trainer)
+    from tessera.tokenizer.train import fit_bpe
+
+    bpe = fit_bpe(iter(TEXTS), 300, [EOS])
     PreTrainedTokenizerFast(
         tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, pad_token=EOS
     ).save_pretrained(out)

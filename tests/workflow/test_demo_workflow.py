@@ -125,3 +125,36 @@ def test_release_loads_in_transformers(demo_run):
     ids = tokenizer("Nel mezzo del cammin di nostra vita", return_tensors="pt").input_ids
     out = model.generate(ids, max_new_tokens=4, do_sample=False)
     assert out.shape[1] == ids.shape[1] + 4
+
+
+def test_release_runs_in_llama_cpp_as_in_transformers(demo_run, tmp_path):
+    """The demo release's GGUF files, and an f32 conversion by the same converter: llama.cpp's token ids
+    on FLORES devtest (five languages), f32 logits and greedy continuation equal transformers'."""
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama.cpp's binding: pip install -e '.[llama]'")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tessera.release.gguf import RELEASE_TYPES, convert, gguf_file_name
+    from tests.release.llama_parity import (
+        FLORES,
+        assert_same_logits_and_greedy,
+        assert_same_token_ids,
+        flores_devtest,
+        open_llama,
+    )
+
+    release = _out(demo_run) / "release"
+    name = load(demo_run / "config.yaml").release.model_name
+    checksums = (release / "MANIFEST.sha256").read_text()
+    assert all(gguf_file_name(name, outtype) in checksums for outtype in RELEASE_TYPES)
+    if not (FLORES / "devtest").is_dir():
+        pytest.skip(f"FLORES-200 absent ({FLORES})")
+    flores = flores_devtest()
+    tokenizer = AutoTokenizer.from_pretrained(release)
+    hf = AutoModelForCausalLM.from_pretrained(release, dtype="float32").eval()
+    llm = open_llama(llama_cpp, convert(release, tmp_path / "demo-f32.gguf", "f32"))
+    try:
+        assert_same_token_ids(tokenizer, llm, flores)
+        # The demo's few steps leave continuations of one or two tokens (the commonest): equal is the test.
+        assert_same_logits_and_greedy(hf, tokenizer, llm, flores)
+    finally:
+        llm.close()

@@ -165,10 +165,12 @@ PRESETS: dict[str, ModelConfig] = {
         tie_embeddings=True,
     ),
     # The mission's size, after OLMoE-1B-7B: 64 fine-grained experts, 8 active; ~7 B total, ~1.3 B active.
+    # Unlike OLMoE the top-8 weights are renormalised: it exports to Qwen3-MoE (per-head QK-norm; OLMoE's
+    # norm spans the whole projection), which llama.cpp runs only renormalised (docs/model.md).
     "olmoe-1b-7b": ModelConfig(
         vocab_size=100_352, d_model=2048, num_layers=16, num_heads=16, num_kv_heads=16, head_dim=128,
         max_seq_len=4096, rope_theta=500_000.0,
-        moe=MoEConfig(num_experts=64, top_k=8, expert_hidden=1024, renormalize=False),
+        moe=MoEConfig(num_experts=64, top_k=8, expert_hidden=1024, renormalize=True),
     ),
     # Same active compute with one always-on shared expert (DeepSeek/Qwen2-MoE style): 7 routed + 1
     # shared of the same size. No QK-norm, so that it exports to Qwen2-MoE (which has none).

@@ -20,6 +20,9 @@ evaluating a model never runs code that came with it.
 Refused at export (ConfigError naming the option to change), because no architecture represents them:
 a sigmoid router, QK-norm together with a shared expert, no QK-norm without one, and a non-zero
 auxiliary-loss-free selection bias (it changes which experts a token reaches; Qwen routers have none).
+Also refused, because a runtime would compute them differently from transformers with no error: top-k
+weights that are not renormalised in Qwen3-MoE (llama.cpp's qwen3moe, and so Ollama, always renormalise)
+and renormalised ones in Qwen2-MoE (llama.cpp's qwen2moe never does). vLLM honours `norm_topk_prob` in both.
 """
 
 from __future__ import annotations
@@ -93,7 +96,19 @@ def _check_exportable(cfg: ModelConfig, where: str) -> str:
                 f"{where}: a shared expert exports to Qwen2-MoE, which has no QK-norm; train with "
                 "model.overrides.qk_norm: false (or moe.num_shared_experts: 0 for Qwen3-MoE)"
             )
+        if cfg.moe.renormalize:
+            raise ConfigError(
+                f"{where}: model.moe.renormalize is true, but llama.cpp's qwen2moe (the GGUF release, "
+                "Ollama) never renormalises the top-k weights of a Qwen2-MoE and would compute other "
+                "logits; train with model.overrides.moe.renormalize: false"
+            )
         return "qwen2_moe"
+    if not cfg.moe.renormalize:
+        raise ConfigError(
+            f"{where}: model.moe.renormalize is false, but llama.cpp's qwen3moe (the GGUF release, Ollama) "
+            "always renormalises the top-k weights of a Qwen3-MoE and would compute other logits; train with "
+            "model.overrides.moe.renormalize: true (or with a shared expert, exported as Qwen2-MoE)"
+        )
     if not cfg.qk_norm:
         raise ConfigError(
             f"{where}: without a shared expert the export is Qwen3-MoE, which always applies QK-norm; "

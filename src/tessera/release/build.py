@@ -2,6 +2,7 @@
 
     results/<run>/release/
       model.safetensors, config.json, generation_config.json   the transformers model (export_hf)
+      <model_name>-{f16,q8_0}.gguf, Modelfile                  llama.cpp and Ollama (release.gguf)
       tokenizer.json, tokenizer_config.json, ...                the tokenizer
       tessera.json                                             which checkpoint it was exported from
       README.md                                                the model card (Hub YAML header)
@@ -9,10 +10,11 @@
       ai_act/schemas/*.schema.json                             their JSON schemas
       MANIFEST.sha256                                          sha256 of every other file (sha256sum -c)
 
-Order: check the declared keys, gather and cross-check the facts, check every source's licence; then, in a
-temporary folder that replaces release/ only on success, export the weights, build the documents (which
-state the exported weights' dtype and sha256) and validate them. A failed release leaves the previous
-one (or none) in place.
+Order: check the declared keys, gather and cross-check the facts, check every source's licence, check that
+llama.cpp can run the model and find its converter; then, in a temporary folder that replaces release/
+only on success, export the weights, build the documents (which state the exported weights' dtype and
+sha256) and validate them, and convert the weights to GGUF. A failed release leaves the previous one (or
+none) in place.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ from tessera.layout import RunLayout
 from tessera.model.hf import export_hf, hf_config
 from tessera.release.documents import build_documents, render_markdown
 from tessera.release.facts import Facts, gather_facts, read_exported_weights
+from tessera.release.gguf import (
+    RELEASE_TYPES,
+    check_gguf_exportable,
+    check_tokenizer,
+    convert,
+    fetch_converter,
+    gguf_file_name,
+)
+from tessera.release.how_to_run import MODELFILE, modelfile
 from tessera.release.model_card import DOCUMENTS_DIR, model_card
 from tessera.release.validate import (
     COMMON_SCHEMA,
@@ -71,6 +82,9 @@ def build_release(cfg: RunConfig) -> Path:
     check_categories(cfg.release, facts.manifest)
     check_sources(facts.manifest, cfg.data.allowed_licenses, str(layout.manifest))
     architecture, model_type = _architecture(facts)
+    check_gguf_exportable(facts.model_cfg, str(facts.checkpoint))
+    check_tokenizer(facts.checkpoint)
+    fetch_converter()
     with atomic_dir(layout.release_dir) as tmp:
         # The documents state the published weights' dtype and sha256: export them first.
         export_hf(facts.checkpoint, tmp, dtype=_DTYPES[cfg.release.dtype])
@@ -78,6 +92,9 @@ def build_release(cfg: RunConfig) -> Path:
         documents = build_documents(facts, architecture)
         for kind, document in documents.items():
             validate_document(document, kind)
+        for outtype in RELEASE_TYPES:
+            convert(tmp, tmp / gguf_file_name(cfg.release.model_name, outtype), outtype)
+        write_text(tmp / MODELFILE, modelfile(cfg.release.model_name))
         docs_dir = tmp / DOCUMENTS_DIR
         for kind, document in documents.items():
             write_json(docs_dir / f"{kind}.json", document)
@@ -91,7 +108,7 @@ def build_release(cfg: RunConfig) -> Path:
         write_checksums(tmp)
     print(
         f"tessera release: wrote {layout.release_dir} ({len(documents)} AI Act documents, model card, "
-        f"{CHECKSUMS_FILE})",
+        f"GGUF {', '.join(RELEASE_TYPES)}, {CHECKSUMS_FILE})",
         flush=True,
     )
     return layout.release_dir

@@ -15,6 +15,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from tessera.eval.report import score_metrics
 from tessera.release.documents import format_value, render_facts, render_table
 from tessera.release.facts import ISO_639_1, Facts
+from tessera.release.how_to_run import how_to_run
 
 __all__ = ["model_card", "card_metadata", "DOCUMENTS_DIR"]
 
@@ -127,6 +128,7 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         f'tokenizer = AutoTokenizer.from_pretrained("{load_from}")',
         "```",
         "",
+        *how_to_run(r.model_name, load_from),
         *_section(
             "Model",
             model,

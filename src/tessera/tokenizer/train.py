@@ -9,13 +9,15 @@ closed form maps weights to fertility (it depends on morphology and on what the 
 measuring is simpler and honest; three rounds take the demo corpus from parity 1.25 to 1.07. Weights
 given in `tokenizer.language_weights` skip the rounds.
 
-Pre-tokenisation (before byte-level BPE) keeps word pieces that European languages share whole:
-  - an elided article or preposition stays with its apostrophe, ASCII or typographic (l' uomo, dell' anno,
-    c' è, qu' il, l’ amico), so BPE learns `dell'` once rather than per following word;
-  - letters with combining marks stay one word (NFC composes most; the rest would split words otherwise);
+Pre-tokenisation (before byte-level BPE) is Qwen2's split, which llama.cpp implements natively (GGUF
+`tokenizer.ggml.pre = "qwen2"`), so the GGUF release tokenizes exactly as transformers does:
+  - a word carries one leading non-letter (a space, or the apostrophe of an elision: l|'uomo, dell|'anno,
+    qu|'il), so an elided article costs what the article alone costs;
+  - English contractions ('s 't 're 've 'm 'll 'd, either case) split off;
   - every digit is its own token, so numbers cost the same in every language and no merges go to digit
-    strings; punctuation runs and whitespace follow GPT-2's convention (a leading space joins the word).
-NFC normalisation matches the data stage, so decode(encode(text)) == text for every shard document.
+    strings; punctuation runs and whitespace follow GPT-2's convention.
+No normaliser: llama.cpp applies none, so one in tokenizer.json would make the two runtimes disagree. The
+data stage writes NFC text (tessera.data.filters.normalize_nfc), which is what both tokenizers see.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from tessera.config import RunConfig
 from tessera.data.shards import read_shard
@@ -39,13 +41,24 @@ from tessera.layout import RunLayout
 from tessera.tokenizer.config import TokenizerConfig
 from tessera.tokenizer.fertility import measure, parity_ratio, token_counter
 
-__all__ = ["train_tokenizer", "build_tokenizer", "fit_bpe", "PRETOKENIZE_PATTERN", "TRAINING_RECORD"]
+__all__ = [
+    "train_tokenizer",
+    "build_tokenizer",
+    "fit_bpe",
+    "PRETOKENIZE_PATTERN",
+    "LLAMA_CPP_PRE",
+    "TRAINING_RECORD",
+]
 
 log = logging.getLogger(__name__)
 
+LLAMA_CPP_PRE = "qwen2"
+"""llama.cpp's name for PRETOKENIZE_PATTERN (`tokenizer.ggml.pre` in the GGUF file)."""
 PRETOKENIZE_PATTERN = (
-    r" ?\p{L}[\p{L}\p{M}]*['’](?=\p{L})"  # elision: l' dell' c' qu' (the apostrophe stays with the article)
-    r"| ?\p{L}[\p{L}\p{M}]*"  # a word with its leading space
+    # llama.cpp's own spelling of Qwen2's regex (src/llama-vocab.cpp): the ASCII-only contraction group
+    # instead of `(?i:'s|...)`, whose Unicode case folding would also match e.g. `'ſ` (long s).
+    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+    r"|[^\r\n\p{L}\p{N}]?\p{L}+"  # a word with one leading non-letter: a space, or an elision's apostrophe
     r"|\p{N}"  # one digit
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*"  # a punctuation run
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"  # newlines; spaces before a space-led word stay apart from it
@@ -64,9 +77,8 @@ TRAINING_RECORD = "tessera_tokenizer.json"
 
 
 def build_tokenizer() -> Tokenizer:
-    """An untrained byte-level BPE tokenizer with tessera's normaliser, pre-tokeniser and decoder."""
+    """An untrained byte-level BPE tokenizer with tessera's pre-tokeniser and decoder (no normaliser)."""
     tokenizer = Tokenizer(models.BPE(byte_fallback=False))
-    tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
