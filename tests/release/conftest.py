@@ -53,7 +53,8 @@ def raw_config(results_dir: Path) -> dict:
     raw["site"] = {"name": "leonardo", "country": "ITA", "pue": 1.1, "gpu_type": "A100-64GB"}
     # Positions up to 256, trained at 128 (config.yaml's stages): the documents must tell the two apart.
     # No dense layer: llama.cpp's qwen3moe, which runs the release's GGUF files, has none.
-    raw["model"] = {"preset": "debug", "overrides": {"max_seq_len": 256, "num_dense_layers": 0, "dense_hidden": 0}}
+    overrides = {"max_seq_len": 256, "num_dense_layers": 0, "dense_hidden": 0}
+    raw["model"] = {"preset": "debug", "overrides": overrides}
     raw["release"] = dict(RELEASE)
     return raw
 

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from tessera.errors import ConfigError, ReleaseError
+from tessera.io import sha256_file
 from tessera.model.config import ModelConfig
 from tessera.tokenizer.train import LLAMA_CPP_PRE, PRETOKENIZE_PATTERN
 
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+LLAMA_CPP_PYTHON_SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+"""PyPI's llama_cpp_python-0.3.36.tar.gz: the converter we run is the one we pinned, not whatever an index
+or a cache serves under that name."""
 """The llama-cpp-python release whose llama.cpp converts the release and runs the parity tests."""
 RELEASE_TYPES = ("f16", "q8_0")
 """GGUF types shipped in the release folder: f16 (full quality), q8_0 (half the size, near-lossless)."""
@@ -105,7 +109,8 @@ def fetch_converter(folder: Path | None = None) -> Path:
     if (folder / "convert_hf_to_gguf.py").is_file():
         return folder
     with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(
+        # Our own interpreter's pip, no shell, fixed arguments.
+        result = subprocess.run(  # noqa: S603
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
              "--dest", tmp, f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"],
             capture_output=True, text=True, check=False,
@@ -116,6 +121,11 @@ def fetch_converter(folder: Path | None = None) -> Path:
                 f"cannot download the llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} sdist for llama.cpp's GGUF "
                 f"converter ({result.stderr.strip()[-300:]}); run `python -m tessera.release.gguf --fetch` "
                 f"where PyPI is reachable, or set {CONVERTER_ENV} to a folder holding convert_hf_to_gguf.py"
+            )
+        if (digest := sha256_file(sdists[0])) != LLAMA_CPP_PYTHON_SDIST_SHA256:
+            raise ReleaseError(
+                f"{sdists[0].name}: sha256 {digest} differs from the pinned {LLAMA_CPP_PYTHON_SDIST_SHA256}; "
+                "the index served another file under this version: check the index (pip config list)"
             )
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent))
@@ -138,7 +148,8 @@ def convert(hf_dir: Path, out_file: Path, outtype: str) -> Path:
     """Run llama.cpp's converter on a transformers folder; `outtype` f32, f16, bf16 or q8_0."""
     check_tokenizer(hf_dir)
     converter = fetch_converter()
-    result = subprocess.run(
+    # Our own interpreter runs this module's runner on paths we built; no shell.
+    result = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "tessera.release.gguf", str(converter), str(hf_dir), str(out_file), outtype],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
