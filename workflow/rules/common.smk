@@ -76,14 +76,20 @@ def all_checkpoints():
 
 def energy_logs():
     """The energy log of every compute job in the DAG, from each rule's own `output.energy` pattern."""
+    shard_langs = [lang for lang, _ in SHARDS]
+    shard_parts = [part for _, part in SHARDS]
     checkpoints = all_checkpoints()
     stages = [stage for stage, _ in checkpoints]
     steps = [f"{step:06d}" for _, step in checkpoints]
     return [
+        *expand(rules.prepare_shard.output.energy, zip, lang=shard_langs, part=shard_parts),
+        *expand(rules.dedup_pairs.output.energy, lang=LANGUAGES, group=DEDUP_GROUPS),
+        *expand(rules.dedup_removals.output.energy, lang=LANGUAGES),
+        *expand(rules.write_shard.output.energy, zip, lang=shard_langs, part=shard_parts),
+        *expand(rules.tokenize.output.energy, zip, lang=shard_langs, part=shard_parts),
         rules.prepare_data.output.energy,
         rules.train_tokenizer.output.energy,
         rules.tokenizer_report.output.energy,
-        *expand(rules.tokenize.output.energy, lang=LANGUAGES, split=SPLITS),
         *expand(rules.train.output.energy, zip, stage=stages, step=steps),
         *expand(rules.evaluate.output.energy, zip, stage=stages, step=steps),
         rules.eval_report.output.energy,

@@ -1,15 +1,40 @@
-# Data stage: sources -> filtered, deduplicated, split shards per language + manifest.json.
-# Hub sources are downloaded first by fetch_source on the login/head node (compute nodes are offline).
+# Data stage, scattered over shards (tessera.data.scatter; docs/data.md): every source is cut into
+# `num_shards` slices, each filtered by its own prepare_shard job; dedup_pairs finds duplicate pairs per
+# language and group of LSH bands over all shards, dedup_removals clusters them into a removal list,
+# write_shard writes each shard's split files, and prepare_data merges the counts into the manifest.
+# Hub sources are downloaded first by fetch_source on the login node (compute nodes are offline).
 import re
 
-from tessera.data.sources import cache_root, workflow_inputs
+from tessera.data.plan import language_parts, shard_plan
+from tessera.data.sources import cache_root, source_inputs, workflow_inputs
 
 HF_SOURCES = [s.name for s in CFG.data.sources if s.kind == "hf"]
 SOURCE_CACHE = str(cache_root(CFG))
+SHARDS = {(spec.language, f"{spec.part:05d}"): spec for spec in shard_plan(CFG)}
+DEDUP_GROUPS = [f"{group:03d}" for group in range(CFG.data.num_dedup_jobs)]
+
+
+def shard_sources(wildcards):
+    """The files of the source a prepare shard reads (a change reruns its shards)."""
+    return source_inputs(CFG, SHARDS[wildcards.lang, wildcards.part].source)
+
+
+def language_shard_work(wildcards):
+    return [str(LAYOUT.shard_work(wildcards.lang, spec.part)) for spec in language_parts(CFG, wildcards.lang)]
+
+
+def all_shards(path_of):
+    """`path_of(lang, part)` for every shard of the plan."""
+    return [str(path_of(lang, part)) for lang, part in SHARDS]
 
 
 localrules:
     fetch_source,
+
+
+wildcard_constraints:
+    part=r"\d{5}",
+    group=r"\d{3}",
 
 
 rule fetch_source:
@@ -25,15 +50,112 @@ rule fetch_source:
     conda:
         "../envs/data.yaml"
     shell:
-        "{params.tessera} data fetch --source {wildcards.source} > {log} 2>&1"
+        "{params.tessera} data fetch --source {wildcards.source:q} > {log:q} 2>&1"
+
+
+rule prepare_shard:
+    input:
+        sources=shard_sources,
+    output:
+        work=directory(str(LAYOUT.shard_work("{lang}", "{part}"))),
+        energy=energy_log("prepare_shard-{lang}-{part}"),
+    log:
+        log_file("prepare_shard-{lang}-{part}"),
+    benchmark:
+        benchmark_file("prepare_shard-{lang}-{part}")
+    params:
+        tessera=TESSERA,
+    # One core per shard: the workflow scales by shards (data.sources[].num_shards), not by threads.
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=4000,
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{params.tessera} --energy-out {output.energy:q} data shard --language {wildcards.lang:q}"
+        " --part {wildcards.part:q} > {log:q} 2>&1"
+
+
+rule dedup_pairs:
+    input:
+        work=language_shard_work,
+    output:
+        pairs=str(LAYOUT.dedup_pairs("{lang}", "{group}")),
+        energy=energy_log("dedup_pairs-{lang}-{group}"),
+    log:
+        log_file("dedup_pairs-{lang}-{group}"),
+    benchmark:
+        benchmark_file("dedup_pairs-{lang}-{group}")
+    params:
+        tessera=TESSERA,
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{params.tessera} --energy-out {output.energy:q} data pairs --language {wildcards.lang:q}"
+        " --group {wildcards.group:q} > {log:q} 2>&1"
+
+
+rule dedup_removals:
+    input:
+        pairs=expand(str(LAYOUT.dedup_pairs("{{lang}}", "{group}")), group=DEDUP_GROUPS),
+        work=language_shard_work,
+    output:
+        removed=str(LAYOUT.dedup_removed("{lang}")),
+        energy=energy_log("dedup_removals-{lang}"),
+    log:
+        log_file("dedup_removals-{lang}"),
+    benchmark:
+        benchmark_file("dedup_removals-{lang}")
+    params:
+        tessera=TESSERA,
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{params.tessera} --energy-out {output.energy:q} data removals --language {wildcards.lang:q}"
+        " > {log:q} 2>&1"
+
+
+rule write_shard:
+    input:
+        work=str(LAYOUT.shard_work("{lang}", "{part}")),
+        removed=rules.dedup_removals.output.removed,
+    output:
+        shards=[str(LAYOUT.shard("{lang}", split, "{part}")) for split in SPLITS],
+        counts=str(LAYOUT.shard_counts("{lang}", "{part}")),
+        energy=energy_log("write_shard-{lang}-{part}"),
+    log:
+        log_file("write_shard-{lang}-{part}"),
+    benchmark:
+        benchmark_file("write_shard-{lang}-{part}")
+    params:
+        tessera=TESSERA,
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{params.tessera} --energy-out {output.energy:q} data write --language {wildcards.lang:q}"
+        " --part {wildcards.part:q} > {log:q} 2>&1"
 
 
 rule prepare_data:
     input:
-        # Local source files (a change reruns prepare) and hub caches (made by fetch_source).
+        # The source files are hashed into the manifest; the counts come from every shard.
         sources=workflow_inputs(CFG),
+        counts=all_shards(LAYOUT.shard_counts),
+        work=all_shards(LAYOUT.shard_work),
     output:
-        shards=expand(f"{OUT}/data/{{lang}}/{{split}}.jsonl.zst", lang=LANGUAGES, split=SPLITS),
         manifest=str(LAYOUT.manifest),
         energy=energy_log("prepare_data"),
     log:
@@ -42,13 +164,11 @@ rule prepare_data:
         benchmark_file("prepare_data")
     params:
         tessera=TESSERA,
-    # Per-document filters run in one process per thread, with identical output for any count. One on a
-    # laptop (the demo's 4 MB gain nothing from a pool); cluster profiles raise it with set-threads.
     threads: 1
     resources:
         runtime=60,
-        mem_mb=8000,
+        mem_mb=4000,
     conda:
         "../envs/data.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} data prepare --workers {threads} > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} data manifest > {log:q} 2>&1"

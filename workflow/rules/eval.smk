@@ -31,7 +31,7 @@ if UPSTREAM_TASKS:
 rule evaluate:
     input:
         checkpoint=f"{OUT}/train/{{stage}}/step-{{step}}",
-        tokens=expand(f"{OUT}/tokens/{{lang}}/test.bin", lang=LANGUAGES),
+        tokens=[str(LAYOUT.token_index(lang, "test")) for lang in LANGUAGES],
         datasets=[EVAL_DATASETS_STAMP] if UPSTREAM_TASKS else [],
     output:
         result=f"{OUT}/eval/{{stage}}/step-{{step}}.json",

@@ -1,10 +1,11 @@
-# Tokenizer: fit BPE on the training split, report fertility, encode every language/split.
+# Tokenizer: fit BPE on a sample of every training shard, report fertility, encode every prepare shard
+# (one tokenize job each), then index each language's token shards per split (what training reads).
 # The BPE trainer and the encoder use every core they are given (Rust threads; `--threads` for tokenize).
 
 
 rule train_tokenizer:
     input:
-        shards=expand(f"{OUT}/data/{{lang}}/train.jsonl.zst", lang=LANGUAGES),
+        shards=[str(LAYOUT.shard(lang, "train", part)) for lang, part in SHARDS],
     output:
         tokenizer=str(LAYOUT.tokenizer_dir / "tokenizer.json"),
         tokenizer_config=str(LAYOUT.tokenizer_dir / "tokenizer_config.json"),
@@ -31,7 +32,7 @@ rule tokenizer_report:
     input:
         tokenizer=rules.train_tokenizer.output.tokenizer,
         record=rules.train_tokenizer.output.record,
-        shards=expand(f"{OUT}/data/{{lang}}/validation.jsonl.zst", lang=LANGUAGES),
+        shards=[str(LAYOUT.shard(lang, "validation", part)) for lang, part in SHARDS],
     output:
         md=report(report_file("tokenizer.md"), category="Tokenizer"),
         csv=report_file("tokenizer.csv"),
@@ -55,16 +56,18 @@ rule tokenizer_report:
 rule tokenize:
     input:
         tokenizer=rules.train_tokenizer.output.tokenizer,
-        shard=f"{OUT}/data/{{lang}}/{{split}}.jsonl.zst",
+        shards=[str(LAYOUT.shard("{lang}", split, "{part}")) for split in SPLITS],
     output:
-        bin=f"{OUT}/tokens/{{lang}}/{{split}}.bin",
-        idx=f"{OUT}/tokens/{{lang}}/{{split}}.idx",
-        meta=f"{OUT}/tokens/{{lang}}/{{split}}.json",
-        energy=energy_log("tokenize-{lang}-{split}"),
+        tokens=[
+            f"{LAYOUT.token_shard('{lang}', split, '{part}')}{suffix}"
+            for split in SPLITS
+            for suffix in (".bin", ".idx", ".json")
+        ],
+        energy=energy_log("tokenize-{lang}-{part}"),
     log:
-        log_file("tokenize-{lang}-{split}"),
+        log_file("tokenize-{lang}-{part}"),
     benchmark:
-        benchmark_file("tokenize-{lang}-{split}")
+        benchmark_file("tokenize-{lang}-{part}")
     threads: 2
     resources:
         runtime=60,
@@ -74,5 +77,33 @@ rule tokenize:
     conda:
         "../envs/tokenizer.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} tokenize --language {wildcards.lang}"
-        " --split {wildcards.split} --threads {threads} > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} tokenize --language {wildcards.lang:q}"
+        " --part {wildcards.part:q} --threads {threads} > {log:q} 2>&1"
+
+
+def language_token_shards(wildcards):
+    return [
+        f"{LAYOUT.token_shard(wildcards.lang, split, spec.part)}.json"
+        for spec in language_parts(CFG, wildcards.lang)
+        for split in SPLITS
+    ]
+
+
+# Reads a few small JSON files: on the login node rather than in the queue.
+localrules:
+    index_tokens,
+
+
+rule index_tokens:
+    input:
+        shards=language_token_shards,
+    output:
+        indexes=[str(LAYOUT.token_index("{lang}", split)) for split in SPLITS],
+    log:
+        log_file("index_tokens-{lang}"),
+    params:
+        tessera=TESSERA,
+    conda:
+        "../envs/tokenizer.yaml"
+    shell:
+        "{params.tessera} tokenize --language {wildcards.lang:q} --index > {log:q} 2>&1"

@@ -7,7 +7,7 @@
 rule train:
     input:
         previous=previous_checkpoint,
-        tokens=expand(f"{OUT}/tokens/{{lang}}/{{split}}.bin", lang=LANGUAGES, split=["train", "validation"]),
+        tokens=[str(LAYOUT.token_index(lang, split)) for lang in LANGUAGES for split in ("train", "validation")],
         tokenizer=rules.train_tokenizer.output.tokenizer,
     output:
         checkpoint=directory(f"{OUT}/train/{{stage}}/step-{{step}}"),

@@ -74,6 +74,10 @@ class SourceConfig:
     """Why the licence holds (e.g. translator died before 1900); required for `public-domain`."""
     max_documents: int | None = None
     """Cap on documents read, in source order (demo sizing); null reads everything."""
+    num_shards: int = 1
+    """Jobs that filter this source: its documents (after `max_documents`) are cut into this many
+    contiguous, near-equal slices, each one `prepare_shard` job whose memory is bounded by its slice.
+    The documents kept, their splits and the manifest counts do not depend on it."""
 
     def check(self, where: str) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -87,6 +91,8 @@ class SourceConfig:
                     f"{where}.{key}: not used by kind {self.kind} (source {self.name}); "
                     f"it applies to kinds: {', '.join(kinds)}"
                 )
+        if self.num_shards < 1:
+            raise ConfigError(f"{where}.num_shards: {self.num_shards} must be a positive integer")
         if self.max_documents is not None and self.max_documents <= 0:
             raise ConfigError(
                 f"{where}.max_documents: {self.max_documents} must be a positive integer, or null for no cap"
@@ -180,6 +186,9 @@ class DataConfig:
     """Where `tessera data fetch` stores hub sources (`<cache_dir>/<source>/`); null: `<run>/sources/`."""
     zstd_level: int = 10
     """zstandard level of the shards (fixed, so that reruns give byte-identical files)."""
+    num_dedup_jobs: int = 1
+    """Jobs per language that find duplicate pairs, each over a group of LSH bands (and the exact
+    digests); the result does not depend on it."""
 
     @property
     def languages(self) -> list[str]:
@@ -197,6 +206,8 @@ class DataConfig:
     def check(self, where: str) -> None:
         if not self.sources:
             raise ConfigError(f"{where}.sources: at least one source is required")
+        if self.num_dedup_jobs < 1:
+            raise ConfigError(f"{where}.num_dedup_jobs: {self.num_dedup_jobs} must be a positive integer")
         if not 1 <= self.zstd_level <= 22:
             raise ConfigError(f"{where}.zstd_level: {self.zstd_level} must be between 1 and 22")
         seen: set[str] = set()

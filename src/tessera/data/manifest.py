@@ -60,6 +60,15 @@ class SourceStats:
     splits: dict[str, dict[str, int]] = field(
         default_factory=lambda: {s: {"documents": 0, "bytes": 0} for s in SPLITS})
 
+    def counts(self) -> dict[str, Any]:
+        """The counters alone (a shard's share, merged by `add` into the source's totals)."""
+        return {name: getattr(self, name) for name in _COUNTERS}
+
+    def add(self, counts: dict[str, Any]) -> None:
+        """Add a shard's `counts()` (or a part of them) to these counters."""
+        for name, value in counts.items():
+            setattr(self, name, _added(getattr(self, name), value))
+
     def kept(self, split: str, text_bytes: int) -> None:
         self.splits[split]["documents"] += 1
         self.splits[split]["bytes"] += text_bytes
@@ -84,6 +93,20 @@ class SourceStats:
             "bytes_out": sum(s["bytes"] for s in self.splits.values()),
             "splits": self.splits,
         }
+
+
+_COUNTERS = ("documents_in", "bytes_in", "cleanup", "dropped", "dropped_language_as", "pii_redactions",
+             "splits")
+
+
+def _added(mine: Any, theirs: Any) -> Any:
+    """Counters added key by key (nested dicts of ints); a key only one side has is kept."""
+    if not isinstance(theirs, dict):
+        return mine + theirs
+    merged = dict(mine)
+    for key, value in theirs.items():
+        merged[key] = _added(mine[key], value) if key in mine else value
+    return merged
 
 
 def _tool_versions() -> dict[str, str]:

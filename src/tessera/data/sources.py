@@ -24,8 +24,8 @@ from tessera.data.config import SourceConfig
 from tessera.errors import ConfigError, DataError
 from tessera.io import atomic_dir
 
-__all__ = ["RawDocument", "resolve_path", "input_files", "workflow_inputs", "read_documents", "cache_root",
-           "cache_dir", "fetch_source"]
+__all__ = ["RawDocument", "resolve_path", "input_files", "source_inputs", "workflow_inputs", "read_documents",
+           "read_slice", "count_documents", "slice_bounds", "cache_root", "cache_dir", "fetch_source"]
 
 PKG_SCHEME = "pkg://"
 
@@ -102,17 +102,18 @@ def input_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
+def source_inputs(cfg: RunConfig, source: SourceConfig) -> list[str]:
+    """What a job reading the source depends on: its local files (editing one reruns the job), or a hub
+    source's cache folder (made by the fetch_source rule). A missing local file raises DataError, so the
+    workflow stops before any job runs."""
+    if source.kind == "hf":
+        return [str(cache_dir(cfg, source))]
+    return [str(path) for path in input_files(cfg, source)]
+
+
 def workflow_inputs(cfg: RunConfig) -> list[str]:
-    """The prepare job's inputs: every local source file (editing one reruns prepare) and each hub
-    source's cache folder (which the fetch_source rule produces). A missing local file raises DataError,
-    so the workflow stops before any job runs."""
-    paths: list[str] = []
-    for source in cfg.data.sources:
-        if source.kind == "hf":
-            paths.append(str(cache_dir(cfg, source)))
-        else:
-            paths.extend(str(path) for path in input_files(cfg, source))
-    return list(dict.fromkeys(paths))  # the demo's five sources share one file
+    """Every source's inputs (`source_inputs`), each once (the demo's five sources share one file)."""
+    return list(dict.fromkeys(path for source in cfg.data.sources for path in source_inputs(cfg, source)))
 
 
 def _decode(raw: bytes, source: SourceConfig, file: Path, where: str = "") -> str:
@@ -160,19 +161,43 @@ def _read_jsonl(source: SourceConfig) -> Iterator[RawDocument]:
                 number += 1
 
 
-def _read_parquet(source: SourceConfig) -> Iterator[RawDocument]:
+def _parquet_row_counts(source: SourceConfig) -> list[tuple[Path, list[int]]]:
+    """Each file's row-group sizes, from the footers alone (no data pages read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    counts = []
+    for file in _local_files(source):
+        try:
+            metadata = pq.ParquetFile(file).metadata
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DataError(f"source {source.name}: {file} is not a readable parquet file: {err}; "
+                            "re-download it (`tessera data fetch`)") from None
+        counts.append((file, [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]))
+    return counts
+
+
+def _read_parquet(source: SourceConfig, start: int = 0, stop: int | None = None) -> Iterator[RawDocument]:
+    """Rows [start, stop) of the files read in order; row groups wholly outside are never decoded."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     columns = [c for c in (source.text_field, source.id_field, source.unit_field) if c]
     number = 0
-    for file in _local_files(source):
+    for file, groups in _parquet_row_counts(source):
         try:
             parquet = pq.ParquetFile(file)
-            for batch in parquet.iter_batches(columns=columns):
-                for record in batch.to_pylist():
-                    yield _record_document(record, source, number, f"{file} row {number}")
-                    number += 1
+            for group, rows in enumerate(groups):
+                if stop is not None and number >= stop:
+                    return
+                if number + rows <= start:
+                    number += rows
+                    continue
+                for batch in parquet.iter_batches(columns=columns, row_groups=[group]):
+                    for record in batch.to_pylist():
+                        if number >= start and (stop is None or number < stop):
+                            yield _record_document(record, source, number, f"{file} row {number}")
+                        number += 1
         except (pa.ArrowInvalid, OSError, KeyError) as err:
             raise DataError(f"source {source.name}: {file} is not a readable parquet file with "
                             f"columns {columns}: {err}") from None
@@ -254,10 +279,19 @@ def _read_hf(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
         yield _record_document(record, source, number, f"{folder} row {number}")
 
 
+def _stream(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+    readers = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite}
+    return _read_hf(cfg, source) if source.kind == "hf" else readers[source.kind](source)
+
+
+def _no_documents(source: SourceConfig) -> DataError:
+    return DataError(f"source {source.name}: yielded no documents (path {source.path or source.hf_name}); "
+                     "check that the file is not empty and the query/fields select something")
+
+
 def read_documents(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
     """The source's documents in a stable order, at most `max_documents`; DataError if it has none."""
-    readers = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite}
-    stream = _read_hf(cfg, source) if source.kind == "hf" else readers[source.kind](source)
+    stream = _stream(cfg, source)
     count = 0
     try:
         for document in islice(stream, source.max_documents):
@@ -266,8 +300,43 @@ def read_documents(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument
     finally:
         stream.close()  # a capped read stops early: close the SQLite connection / file now, not at GC
     if count == 0:
-        raise DataError(f"source {source.name}: yielded no documents (path {source.path or source.hf_name}); "
-                        "check that the file is not empty and the query/fields select something")
+        raise _no_documents(source)
+
+
+def count_documents(cfg: RunConfig, source: SourceConfig) -> int:
+    """Documents the source yields (capped by `max_documents`): parquet from its footers, other kinds by
+    reading through once (they are small: the demo's SQLite, local text and JSONL files)."""
+    if source.kind == "parquet":
+        total = sum(sum(groups) for _, groups in _parquet_row_counts(source))
+    else:
+        stream = _stream(cfg, source)
+        try:
+            total = sum(1 for _ in islice(stream, source.max_documents))
+        finally:
+            stream.close()
+    total = min(total, source.max_documents or total)
+    if total == 0:
+        raise _no_documents(source)
+    return total
+
+
+def slice_bounds(total: int, index: int, num_slices: int) -> tuple[int, int]:
+    """Documents [start, stop) of slice `index` when `total` documents are cut into `num_slices`."""
+    return total * index // num_slices, total * (index + 1) // num_slices
+
+
+def read_slice(cfg: RunConfig, source: SourceConfig, index: int, num_slices: int) -> Iterator[RawDocument]:
+    """Slice `index` of `num_slices` contiguous, near-equal slices of the source's documents."""
+    if num_slices == 1:
+        yield from read_documents(cfg, source)
+        return
+    start, stop = slice_bounds(count_documents(cfg, source), index, num_slices)
+    parquet = source.kind == "parquet"
+    stream = _read_parquet(source, start, stop) if parquet else _stream(cfg, source)
+    try:
+        yield from stream if parquet else islice(stream, start, stop)
+    finally:
+        stream.close()
 
 
 def _load_hub(source: SourceConfig):
