@@ -123,7 +123,7 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     elif verb == "data" and action in ("shard", "pairs", "removals", "write", "manifest"):
         _run_data_stage(args, cfg)
     elif verb == "data" and action == "fetch":
-        from tessera.data.sources import fetch_source
+        from tessera.data.fetch import fetch_source
 
         fetch_source(cfg, args.source)
     elif verb == "tokenizer" and action == "train":

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -22,21 +20,6 @@ from tessera.layout import SPLITS, RunLayout
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-
-
-def write_fineweb_parquet(path: Path, texts: list[str], lang_script: str, rows_per_group: int = 16) -> None:
-    """`texts` as a parquet file in FineWeb-2's schema (the columns tessera reads and some it ignores)."""
-    table = pa.table({
-        "text": texts,
-        "id": [f"<urn:uuid:{lang_script}-{i:08d}>" for i in range(len(texts))],
-        "dump": ["CC-MAIN-2024-10"] * len(texts),
-        "url": [f"https://example.org/{lang_script}/{i}" for i in range(len(texts))],
-        "date": ["2024-02-21T00:00:00Z"] * len(texts),
-        "language": [lang_script.split("_")[0]] * len(texts),
-        "language_score": [0.99] * len(texts),
-    })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, row_group_size=rows_per_group)
 
 
 def paragraphs(book: Path, count: int, min_chars: int = 600) -> list[str]:
@@ -53,7 +36,7 @@ def paragraphs(book: Path, count: int, min_chars: int = 600) -> list[str]:
 
 
 @pytest.fixture
-def real_sources(shared_data: Path, tmp_path: Path) -> list[dict]:
+def real_sources(shared_data: Path, tmp_path: Path, write_fineweb_parquet) -> list[dict]:
     """Italian and English paragraphs of the shared corpus as FineWeb-2 parquet, with copies planted."""
     sources = []
     for lang, code, folder in (("ita", "ita_Latn", "it"), ("eng", "eng_Latn", "en")):

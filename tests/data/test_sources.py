@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tessera.data.fetch import fetch_source
 from tessera.data.sources import (
     cache_dir,
     cache_root,
-    fetch_source,
     input_files,
     read_documents,
     resolve_path,
@@ -81,7 +81,7 @@ def test_hf_kind_fetches_a_saved_dataset_into_the_cache_then_reads_offline(make_
     docs = list(read_documents(cfg, source))
     assert [(d.key, d.text) for d in docs] == [("x1", ITALIAN), ("x2", ITALIAN + " Ancora.")]
     assert input_files(cfg, source)  # cache files are hashed into the manifest
-    with pytest.raises(ConfigError, match="only kind hf is fetched"):
+    with pytest.raises(ConfigError, match="only kind hf and sources with a download are fetched"):
         cfg2 = make_config([bible_source("bible_ita", "d", "ita")])
         fetch_source(cfg2, "bible_ita")
 

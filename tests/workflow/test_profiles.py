@@ -305,3 +305,54 @@ def test_hub_downloads_run_on_the_login_node(tmp_path: Path) -> None:
     result = _snakemake([*_profile_args(site, overlay), *quick, *only_fetch], env, REPO)
     assert "localrule fetch_source:" in result.stdout + result.stderr, result.stdout[-3000:]
     assert not (tmp_path / "sbatch.log").exists()
+
+
+@pytest.mark.parametrize("site", sorted(SITES))
+def test_real_corpus_dry_run_scatters_the_data_stage_on_cpus(site: str, tmp_path: Path) -> None:
+    """configs/corpus.yaml between the demo and the preset: downloads on the login node, hundreds of
+    prepare and tokenize shard jobs on the CPU partition, training and evaluation on the GPU partition."""
+    overlay, _ = _check_run(tmp_path)
+    env = _env(tmp_path, ACCOUNT)
+    configs = [str(REPO / "config.yaml"), str(REPO / "configs" / "corpus.yaml"),
+               str(REPO / "configs" / f"{site}.yaml"), str(overlay)]
+    profile = ["--profile", str(REPO / "profiles" / site)]
+    result = _snakemake(["-n", *profile, "--configfile", *configs], env, REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert int(counts["prepare_shard"]) >= 300 and int(counts["tokenize"]) >= 300, counts
+    assert int(counts["write_shard"]) == int(counts["prepare_shard"]) and int(counts["download_source"]) >= 5
+    jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", result.stdout, flags=re.M)
+    expected = SITES[site]
+    for rule, line in jobs:
+        if rule in {"prepare_shard", "dedup_pairs", "write_shard", "tokenize", "train_tokenizer"}:
+            assert f"slurm_partition={expected['cpu_partition']}," in line, (rule, line)
+        elif rule in GPU_RULES:
+            assert f"slurm_partition={expected['partition']}," in line, (rule, line)
+
+
+def test_real_corpus_downloads_run_on_the_login_node(tmp_path: Path) -> None:
+    """The recipe's download rule is local: with its first source served from a file:// URL, fetching it
+    runs in Snakemake's own process and never reaches sbatch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    overlay, _ = _check_run(tmp_path)
+    recipe = yaml.safe_load((REPO / "configs" / "corpus.yaml").read_text(encoding="utf-8"))
+    remote = tmp_path / "remote" / "main" / "part.parquet"
+    remote.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["Testo di prova. " * 20], "id": ["a"]}), remote)
+    source = recipe["data"]["sources"][0]
+    source["download"] = {"url": f"file://{tmp_path}/remote/{{revision}}", "revision": "main",
+                          "files": [{"path": "part.parquet"}]}
+    raw = yaml.safe_load(overlay.read_text())
+    raw["data"] = {**recipe["data"], "cache_dir": str(tmp_path / "sources")}
+    overlay.write_text(yaml.safe_dump(raw))
+    target = tmp_path / "sources" / source["name"] / "fetched.json"
+    quick = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
+    # --allowed-rules takes every following word: the target comes after another option.
+    only = ["--allowed-rules", "download_source", "--retries", "0", str(target)]
+    args = [*_profile_args("leonardo", overlay), *quick, *only]
+    result = _snakemake(args, _env(tmp_path, ACCOUNT), REPO)
+    assert "localrule download_source:" in result.stdout + result.stderr, result.stderr[-3000:]
+    assert result.returncode == 0 and target.exists(), result.stderr[-3000:]
+    assert not (tmp_path / "sbatch.log").exists()

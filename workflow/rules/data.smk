@@ -2,13 +2,14 @@
 # `num_shards` slices, each filtered by its own prepare_shard job; dedup_pairs finds duplicate pairs per
 # language and group of LSH bands over all shards, dedup_removals clusters them into a removal list,
 # write_shard writes each shard's split files, and prepare_data merges the counts into the manifest.
-# Hub sources are downloaded first by fetch_source on the login node (compute nodes are offline).
+# Hub sources and downloads are fetched first on the login node (compute nodes are offline).
 import re
 
 from tessera.data.plan import language_parts, shard_plan
-from tessera.data.sources import cache_root, source_inputs, workflow_inputs
+from tessera.data.sources import FETCHED, cache_root, source_inputs, workflow_inputs
 
 HF_SOURCES = [s.name for s in CFG.data.sources if s.kind == "hf"]
+DOWNLOADS = [s.name for s in CFG.data.sources if s.download is not None]
 SOURCE_CACHE = str(cache_root(CFG))
 SHARDS = {(spec.language, f"{spec.part:05d}"): spec for spec in shard_plan(CFG)}
 DEDUP_GROUPS = [f"{group:03d}" for group in range(CFG.data.num_dedup_jobs)]
@@ -30,6 +31,7 @@ def all_shards(path_of):
 
 localrules:
     fetch_source,
+    download_source,
 
 
 wildcard_constraints:
@@ -47,6 +49,24 @@ rule fetch_source:
     wildcard_constraints:
         # Only hub sources are fetched; "(?!)" matches nothing when there are none.
         source="|".join(re.escape(name) for name in HF_SOURCES) or "(?!)",
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{params.tessera} data fetch --source {wildcards.source:q} > {log:q} 2>&1"
+
+
+# A file source with `download:` (e.g. FineWeb-2 parquet): downloaded into the site's work area, resumed
+# where an interrupted fetch stopped (so the output is the record written last, not the folder, which
+# Snakemake would delete before a rerun), every file checked against its size and sha256.
+rule download_source:
+    output:
+        fetched=f"{SOURCE_CACHE}/{{source}}/{FETCHED}",
+    log:
+        log_file("download_source-{source}"),
+    params:
+        tessera=TESSERA,
+    wildcard_constraints:
+        source="|".join(re.escape(name) for name in DOWNLOADS) or "(?!)",
     conda:
         "../envs/data.yaml"
     shell:

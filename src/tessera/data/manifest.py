@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.config import RunConfig, to_dict
-from tessera.data.config import SourceConfig
+from tessera.data.config import SourceConfig, license_duties
 from tessera.data.filters import QUALITY_FILTERS
 from tessera.data.pii import PII_KINDS
 from tessera.io import sha256_file
@@ -74,6 +74,7 @@ class SourceStats:
         self.splits[split]["bytes"] += text_bytes
 
     def as_dict(self, source: SourceConfig) -> dict[str, Any]:
+        duties = license_duties(source.license)
         return {
             "kind": source.kind,
             "language": source.language,
@@ -81,6 +82,9 @@ class SourceStats:
             "license_basis": source.license_basis,
             "origin": source.origin,
             "tdm_opt_out": source.tdm_opt_out,
+            # What the licence asks of the release (tessera.data.config.license_duties), and the credit.
+            "duties": {"attribution": duties.attribution, "share_alike": duties.share_alike,
+                       "credit": source.attribution or source.origin},
             "max_documents": source.max_documents,
             "inputs": self.inputs,
             "documents_in": self.documents_in,

@@ -37,7 +37,7 @@ from tessera.data.document_filter import DocumentFilter, Outcome
 from tessera.data.manifest import SourceStats, build_manifest, file_digest
 from tessera.data.plan import DOC_SHIFT, ShardSpec, language_parts
 from tessera.data.shards import ShardWriter, read_shard, record
-from tessera.data.sources import input_files, read_slice
+from tessera.data.sources import FETCHED, cache_dir, input_files, read_slice
 from tessera.data.split import assign_split, split_key
 from tessera.errors import DataError
 from tessera.io import atomic_dir, atomic_path, write_json
@@ -238,8 +238,19 @@ def write_shard(cfg: RunConfig, spec: ShardSpec, layout: RunLayout) -> None:
                 "pii_redactions": stats.pii_redactions, "splits": stats.splits})
 
 
+def _describe_download(cfg: RunConfig, source: SourceConfig) -> list[dict]:
+    """A download's files with the size and sha256 `tessera data fetch` verified (a terabyte is not hashed
+    twice; `input_files` checked that the sizes still match)."""
+    input_files(cfg, source)
+    record = json.loads((cache_dir(cfg, source) / FETCHED).read_text(encoding="utf-8"))
+    return [{"path": f["path"], "bytes": f["size"], "sha256": f["sha256"], "revision": record["revision"]}
+            for f in record["files"]]
+
+
 def _describe_inputs(cfg: RunConfig, source: SourceConfig) -> list[dict]:
     """Input files with size and sha256; the configured spelling for a single `pkg://` file (portable)."""
+    if source.download is not None:
+        return _describe_download(cfg, source)
     files = input_files(cfg, source)
     single_package_file = len(files) == 1 and (source.path or "").startswith("pkg://")
     return [{"path": source.path if single_package_file else str(file), "bytes": file.stat().st_size,

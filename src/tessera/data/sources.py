@@ -21,13 +21,15 @@ from pathlib import Path
 
 from tessera.config import RunConfig
 from tessera.data.config import SourceConfig
-from tessera.errors import ConfigError, DataError
-from tessera.io import atomic_dir
+from tessera.errors import DataError
 
 __all__ = ["RawDocument", "resolve_path", "input_files", "source_inputs", "workflow_inputs", "read_documents",
-           "read_slice", "count_documents", "slice_bounds", "cache_root", "cache_dir", "fetch_source"]
+           "read_slice", "count_documents", "slice_bounds", "cache_root", "cache_dir",
+           "downloaded_files", "FETCHED"]
 
 PKG_SCHEME = "pkg://"
+FETCHED = "fetched.json"
+"""Written last by `tessera data fetch` into a download's cache: revision, files, sizes and sha256."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,11 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts[:stop]) if stop else Path(".")
 
 
-def _local_files(source: SourceConfig) -> list[Path]:
-    """The files a file-based source reads, in sorted order; a DataError when there are none."""
+def _local_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
+    """The files a file-based source reads, in sorted order (a download's: in its listed order); a
+    DataError when there are none."""
+    if source.download is not None:
+        return downloaded_files(cfg, source)
     assert source.path is not None  # SourceConfig.check requires it for file kinds
     path = resolve_path(source.path, source.name)
     if glob.has_magic(str(path)):
@@ -89,10 +94,33 @@ def cache_dir(cfg: RunConfig, source: SourceConfig) -> Path:
     return cache_root(cfg) / source.name
 
 
+def downloaded_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
+    """A downloaded source's files in its cache, as `tessera data fetch` left them; DataError if it has
+    not run (or not to the end), or a file's size changed since (a stat each: cheap, unlike a hash)."""
+    assert source.download is not None
+    folder = cache_dir(cfg, source)
+    if not (folder / FETCHED).is_file():
+        raise DataError(f"source {source.name}: download {folder} is missing or incomplete; run `tessera "
+                        f"data fetch --source {source.name}` on the login node (rule fetch_source does it)")
+    record = json.loads((folder / FETCHED).read_text(encoding="utf-8"))
+    fetched = {f["path"]: f["size"] for f in record["files"]}
+    files = []
+    for remote in source.download.files:
+        path = folder / remote.path
+        size = path.stat().st_size if path.exists() else None
+        if size != fetched.get(remote.path):
+            raise DataError(f"source {source.name}: {path} has {size} bytes, {fetched.get(remote.path)} when "
+                            f"it was fetched and verified; rerun `tessera data fetch --source {source.name}`")
+        files.append(path)
+    if source.path:
+        files = [f for f in files if f.relative_to(folder).match(source.path)]
+    return files
+
+
 def input_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
     """Every file the source's documents come from (hashed into the manifest; Snakemake inputs)."""
     if source.kind != "hf":
-        return _local_files(source)
+        return _local_files(cfg, source)
     folder = cache_dir(cfg, source)
     if not folder.is_dir():
         raise DataError(
@@ -108,6 +136,8 @@ def source_inputs(cfg: RunConfig, source: SourceConfig) -> list[str]:
     workflow stops before any job runs."""
     if source.kind == "hf":
         return [str(cache_dir(cfg, source))]
+    if source.download is not None:
+        return [str(cache_dir(cfg, source) / FETCHED)]
     return [str(path) for path in input_files(cfg, source)]
 
 
@@ -126,9 +156,10 @@ def _decode(raw: bytes, source: SourceConfig, file: Path, where: str = "") -> st
         ) from None
 
 
-def _read_text(source: SourceConfig) -> Iterator[RawDocument]:
-    base = _glob_base(str(resolve_path(source.path or "", source.name)))
-    for file in _local_files(source):
+def _read_text(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+    base = cache_dir(cfg, source) if source.download else _glob_base(str(resolve_path(source.path or "",
+                                                                                      source.name)))
+    for file in _local_files(cfg, source):
         key = file.relative_to(base).as_posix() if file.is_relative_to(base) else file.name
         yield RawDocument(key=key, unit=None, text=_decode(file.read_bytes(), source, file))
 
@@ -144,9 +175,9 @@ def _record_document(record: dict, source: SourceConfig, number: int, where: str
     return RawDocument(key=key, unit=None if unit is None else str(unit), text=text)
 
 
-def _read_jsonl(source: SourceConfig) -> Iterator[RawDocument]:
+def _read_jsonl(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
     number = 0
-    for file in _local_files(source):
+    for file in _local_files(cfg, source):
         with open(file, "rb") as f:
             for line_number, raw in enumerate(f, start=1):
                 line = _decode(raw, source, file, f" line {line_number}").strip()
@@ -161,13 +192,13 @@ def _read_jsonl(source: SourceConfig) -> Iterator[RawDocument]:
                 number += 1
 
 
-def _parquet_row_counts(source: SourceConfig) -> list[tuple[Path, list[int]]]:
+def _parquet_row_counts(cfg: RunConfig, source: SourceConfig) -> list[tuple[Path, list[int]]]:
     """Each file's row-group sizes, from the footers alone (no data pages read)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     counts = []
-    for file in _local_files(source):
+    for file in _local_files(cfg, source):
         try:
             metadata = pq.ParquetFile(file).metadata
         except (pa.ArrowInvalid, OSError) as err:
@@ -177,14 +208,15 @@ def _parquet_row_counts(source: SourceConfig) -> list[tuple[Path, list[int]]]:
     return counts
 
 
-def _read_parquet(source: SourceConfig, start: int = 0, stop: int | None = None) -> Iterator[RawDocument]:
+def _read_parquet(cfg: RunConfig, source: SourceConfig, start: int = 0, stop: int | None = None
+                  ) -> Iterator[RawDocument]:
     """Rows [start, stop) of the files read in order; row groups wholly outside are never decoded."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     columns = [c for c in (source.text_field, source.id_field, source.unit_field) if c]
     number = 0
-    for file, groups in _parquet_row_counts(source):
+    for file, groups in _parquet_row_counts(cfg, source):
         try:
             parquet = pq.ParquetFile(file)
             for group, rows in enumerate(groups):
@@ -225,8 +257,8 @@ def _check_sqlite_file(source: SourceConfig, path: Path) -> None:
         )
 
 
-def _read_sqlite(source: SourceConfig) -> Iterator[RawDocument]:
-    (path,) = _local_files(source)
+def _read_sqlite(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+    (path,) = _local_files(cfg, source)
     _check_sqlite_file(source, path)
     # Read-only and immutable: package files may sit on read-only file systems, and no lock is needed.
     uri = f"file:{path.resolve()}?mode=ro&immutable=1"
@@ -280,8 +312,9 @@ def _read_hf(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
 
 
 def _stream(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
-    readers = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite}
-    return _read_hf(cfg, source) if source.kind == "hf" else readers[source.kind](source)
+    readers = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite,
+               "hf": _read_hf}
+    return readers[source.kind](cfg, source)
 
 
 def _no_documents(source: SourceConfig) -> DataError:
@@ -307,7 +340,7 @@ def count_documents(cfg: RunConfig, source: SourceConfig) -> int:
     """Documents the source yields (capped by `max_documents`): parquet from its footers, other kinds by
     reading through once (they are small: the demo's SQLite, local text and JSONL files)."""
     if source.kind == "parquet":
-        total = sum(sum(groups) for _, groups in _parquet_row_counts(source))
+        total = sum(sum(groups) for _, groups in _parquet_row_counts(cfg, source))
     else:
         stream = _stream(cfg, source)
         try:
@@ -332,35 +365,8 @@ def read_slice(cfg: RunConfig, source: SourceConfig, index: int, num_slices: int
         return
     start, stop = slice_bounds(count_documents(cfg, source), index, num_slices)
     parquet = source.kind == "parquet"
-    stream = _read_parquet(source, start, stop) if parquet else _stream(cfg, source)
+    stream = _read_parquet(cfg, source, start, stop) if parquet else _stream(cfg, source)
     try:
         yield from stream if parquet else islice(stream, start, stop)
     finally:
         stream.close()
-
-
-def _load_hub(source: SourceConfig):
-    """The dataset named by the source: from the hub, or from a local folder (how tests exercise this)."""
-    import datasets
-
-    local = Path(source.hf_name or "")
-    if local.is_dir() and ((local / "state.json").exists() or (local / "dataset_dict.json").exists()):
-        loaded = datasets.load_from_disk(str(local))
-        return loaded[source.hf_split] if isinstance(loaded, datasets.DatasetDict) else loaded
-    return datasets.load_dataset(source.hf_name, source.hf_config, split=source.hf_split)
-
-
-def fetch_source(cfg: RunConfig, name: str) -> None:
-    """Download hub source `name` into its cache folder (atomically), for offline reading by prepare."""
-    source = cfg.data.source(name)
-    if source.kind != "hf":
-        raise ConfigError(f"data.sources[{name}].kind: {source.kind} sources are read in place; "
-                          "only kind hf is fetched")
-    try:
-        dataset = _load_hub(source)
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as err:
-        raise DataError(f"source {name}: cannot load {source.hf_name!r} (config {source.hf_config}, split "
-                        f"{source.hf_split}): {err}") from None
-    target = cache_dir(cfg, source)
-    with atomic_dir(target) as tmp:
-        dataset.save_to_disk(str(tmp))
