@@ -213,9 +213,10 @@ def find_removals(cfg: RunConfig, lang: str, layout: RunLayout) -> Path:
 
 def write_shard(cfg: RunConfig, spec: ShardSpec, layout: RunLayout) -> None:
     """The shard's candidates minus the removal list, into one file per split; counts what it kept."""
-    removed = np.load(layout.dedup_removed(spec.language))
+    # Memory-mapped: a binary search reads a few pages and this shard's slice, not the language's list.
+    removed = np.load(layout.dedup_removed(spec.language), mmap_mode="r")
     lo, hi = np.searchsorted(removed["doc"], [spec.first_doc, spec.first_doc + (1 << DOC_SHIFT)])
-    mine = removed[lo:hi]
+    mine = np.array(removed[lo:hi])
     reason_of = dict(zip((mine["doc"] & _LOCAL_MASK).tolist(), mine["reason"].tolist(), strict=True))
     stats = SourceStats(inputs=[])
     work = layout.shard_work(spec.language, spec.part)
