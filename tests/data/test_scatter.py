@@ -141,3 +141,14 @@ def test_one_two_and_four_jobs_write_the_same_bytes(real_sources, demo_raw, tmp_
     assert "wildcards: lang=eng, part=00002" in rerun.stderr
     assert (layout.shard_work("eng", 0) / "keys.npy").stat().st_mtime_ns == kept
     assert _manifest(layout) == outputs[-1][1]
+
+
+def test_stage_jobs_name_a_wrong_language_or_group(make_config, bible_source):
+    from tessera.data.scatter import find_pairs, find_removals
+
+    cfg = make_config([bible_source("bible_ita", "d", "ita", 3)], num_dedup_jobs=2)
+    layout = RunLayout(cfg.out_dir)
+    with pytest.raises(DataError, match="language 'fra' has no data source"):
+        find_removals(cfg, "fra", layout)
+    with pytest.raises(DataError, match=r"dedup group 2 is outside 0\.\.1"):
+        find_pairs(cfg, "ita", 2, layout)

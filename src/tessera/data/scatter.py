@@ -139,9 +139,19 @@ class _ShardArrays:
         return out
 
 
+def _parts(cfg: RunConfig, lang: str) -> list[ShardSpec]:
+    parts = language_parts(cfg, lang)
+    if not parts:
+        raise DataError(f"language {lang!r} has no data source; languages: {', '.join(cfg.data.languages)}")
+    return parts
+
+
 def find_pairs(cfg: RunConfig, lang: str, group: int, layout: RunLayout) -> Path:
     """Confirmed duplicate pairs among the key bands b with b % num_dedup_jobs == group."""
-    parts = language_parts(cfg, lang)
+    if not 0 <= group < cfg.data.num_dedup_jobs:
+        raise DataError(f"dedup group {group} is outside 0..{cfg.data.num_dedup_jobs - 1} "
+                        "(data.num_dedup_jobs)")
+    parts = _parts(cfg, lang)
     bands, _ = lsh_shape(cfg.data.filters)
     threshold = cfg.data.filters.near_dup_threshold
     keys = [np.load(layout.shard_work(lang, s.part) / "keys.npy", mmap_mode="r") for s in parts]
@@ -184,6 +194,7 @@ def _all_dropped(name: str, counts: Counter, stats: SourceStats) -> DataError:
 def find_removals(cfg: RunConfig, lang: str, layout: RunLayout) -> Path:
     """Clusters of the language's confirmed pairs -> removal list (all but each cluster's first). Stops
     with a DataError when a source of the language has no document left, before anything is written."""
+    _parts(cfg, lang)
     groups = range(cfg.data.num_dedup_jobs)
     pairs = np.concatenate([np.load(layout.dedup_pairs(lang, g)) for g in groups])
     docs, reasons = cluster_removals(pairs["first"], pairs["other"], pairs["kind"])
