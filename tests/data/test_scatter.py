@@ -152,3 +152,25 @@ def test_stage_jobs_name_a_wrong_language_or_group(make_config, bible_source):
         find_removals(cfg, "fra", layout)
     with pytest.raises(DataError, match=r"dedup group 2 is outside 0\.\.1"):
         find_pairs(cfg, "ita", 2, layout)
+
+
+@pytest.mark.slow  # two Snakemake runs: ~1 min on a 2-core VM
+def test_the_workflow_stops_before_writing_when_a_source_loses_everything(real_sources, demo_raw, tmp_path):
+    raw = copy.deepcopy(demo_raw)
+    raw["run"] = {"name": "scatter", "results_dir": str(tmp_path / "results")}
+    raw["data"] = {"sources": [{**s, "num_shards": 2} for s in real_sources],
+                   "allowed_licenses": ["ODC-By-1.0"]}
+    for stage in raw["train"]["stages"]:
+        stage["mixture"] = {"ita": 1.0}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert _snakemake(tmp_path, "--cores", "2").returncode == 0
+    layout = RunLayout(tmp_path / "results" / "scatter")
+    before = {p: p.read_bytes() for p in sorted(layout.data_dir.rglob("*")) if p.is_file()}
+    raw["data"]["sources"][1]["language"] = "deu"  # English declared German: language id drops it all
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    failed = _snakemake(tmp_path, "--cores", "2")
+    assert failed.returncode != 0
+    log = (layout.root / "logs" / "dedup_removals-deu.log").read_text()
+    assert "source fineweb2_eng: all 60 documents were dropped, most by the language filter" in log
+    assert "rule write_shard" not in failed.stderr.split("Error in rule dedup_removals")[1]
+    assert {p: p.read_bytes() for p in sorted(layout.data_dir.rglob("*")) if p.is_file()} == before
