@@ -4,6 +4,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from tessera.config import from_mapping
+from tessera.data.plan import language_parts, shard_plan
+from tessera.data.sources import source_inputs
 from tessera.layout import SPLITS, RunLayout, checkpoint_steps
 
 # Jobs rebuild the config from the config files alone (TESSERA_ARGS below), so a `--config key=value`
@@ -45,6 +47,33 @@ def log_file(job):
 
 def report_file(name):
     return str(LAYOUT.reports_dir / name)
+
+
+# The data stage's shards (data.smk, tokenizer.smk): (language, part) -> its slice of a source.
+SHARDS = {(spec.language, f"{spec.part:05d}"): spec for spec in shard_plan(CFG)}
+DEDUP_GROUPS = [f"{group:03d}" for group in range(CFG.data.num_dedup_jobs)]
+
+
+def shard_sources(wildcards):
+    """The files of the source a prepare shard reads (a change reruns its shards)."""
+    return source_inputs(CFG, SHARDS[wildcards.lang, wildcards.part].source)
+
+
+def language_shard_work(wildcards):
+    return [str(LAYOUT.shard_work(wildcards.lang, spec.part)) for spec in language_parts(CFG, wildcards.lang)]
+
+
+def all_shards(path_of):
+    """`path_of(lang, part)` for every shard of the plan."""
+    return [str(path_of(lang, part)) for lang, part in SHARDS]
+
+
+def language_token_shards(wildcards):
+    return [
+        f"{LAYOUT.token_shard(wildcards.lang, split, spec.part)}.json"
+        for spec in language_parts(CFG, wildcards.lang)
+        for split in SPLITS
+    ]
 
 
 # Training segments (train.smk), their evaluation (eval.smk) and the release's final checkpoint.

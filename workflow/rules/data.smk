@@ -5,28 +5,11 @@
 # Hub sources and downloads are fetched first on the login node (compute nodes are offline).
 import re
 
-from tessera.data.plan import language_parts, shard_plan
-from tessera.data.sources import FETCHED, cache_root, source_inputs, workflow_inputs
+from tessera.data.sources import FETCHED, cache_root, workflow_inputs
 
 HF_SOURCES = [s.name for s in CFG.data.sources if s.kind == "hf"]
 DOWNLOADS = [s.name for s in CFG.data.sources if s.download is not None]
 SOURCE_CACHE = str(cache_root(CFG))
-SHARDS = {(spec.language, f"{spec.part:05d}"): spec for spec in shard_plan(CFG)}
-DEDUP_GROUPS = [f"{group:03d}" for group in range(CFG.data.num_dedup_jobs)]
-
-
-def shard_sources(wildcards):
-    """The files of the source a prepare shard reads (a change reruns its shards)."""
-    return source_inputs(CFG, SHARDS[wildcards.lang, wildcards.part].source)
-
-
-def language_shard_work(wildcards):
-    return [str(LAYOUT.shard_work(wildcards.lang, spec.part)) for spec in language_parts(CFG, wildcards.lang)]
-
-
-def all_shards(path_of):
-    """`path_of(lang, part)` for every shard of the plan."""
-    return [str(path_of(lang, part)) for lang, part in SHARDS]
 
 
 localrules:

@@ -81,14 +81,6 @@ rule tokenize:
         " --part {wildcards.part:q} --threads {threads} > {log:q} 2>&1"
 
 
-def language_token_shards(wildcards):
-    return [
-        f"{LAYOUT.token_shard(wildcards.lang, split, spec.part)}.json"
-        for spec in language_parts(CFG, wildcards.lang)
-        for split in SPLITS
-    ]
-
-
 # Reads a few small JSON files: on the login node rather than in the queue.
 localrules:
     index_tokens,
