@@ -175,11 +175,27 @@ def _record_document(record: dict, source: SourceConfig, number: int, where: str
     return RawDocument(key=key, unit=None if unit is None else str(unit), text=text)
 
 
-def _read_jsonl(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+def _jsonl_lines(cfg: RunConfig, source: SourceConfig) -> int:
+    """Records of a JSONL source (non-empty lines), counted without decoding them."""
+    count = 0
+    for file in _local_files(cfg, source):
+        with open(file, "rb") as f:
+            count += sum(1 for raw in f if raw.strip())
+    return count
+
+
+def _read_jsonl(cfg: RunConfig, source: SourceConfig, start: int = 0, stop: int | None = None
+                ) -> Iterator[RawDocument]:
+    """Records [start, stop) in file order; the lines before `start` are skipped undecoded."""
     number = 0
     for file in _local_files(cfg, source):
         with open(file, "rb") as f:
             for line_number, raw in enumerate(f, start=1):
+                if stop is not None and number >= stop:
+                    return
+                if number < start:
+                    number += bool(raw.strip())
+                    continue
                 line = _decode(raw, source, file, f" line {line_number}").strip()
                 if not line:
                     continue
@@ -337,10 +353,12 @@ def read_documents(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument
 
 
 def count_documents(cfg: RunConfig, source: SourceConfig) -> int:
-    """Documents the source yields (capped by `max_documents`): parquet from its footers, other kinds by
-    reading through once (they are small: the demo's SQLite, local text and JSONL files)."""
+    """Documents the source yields (capped by `max_documents`): parquet from its footers, JSONL by its
+    non-empty lines, other kinds by reading through once (small: the demo's SQLite, local text files)."""
     if source.kind == "parquet":
         total = sum(sum(groups) for _, groups in _parquet_row_counts(cfg, source))
+    elif source.kind == "jsonl":
+        total = _jsonl_lines(cfg, source)
     else:
         stream = _stream(cfg, source)
         try:
@@ -364,9 +382,10 @@ def read_slice(cfg: RunConfig, source: SourceConfig, index: int, num_slices: int
         yield from read_documents(cfg, source)
         return
     start, stop = slice_bounds(count_documents(cfg, source), index, num_slices)
-    parquet = source.kind == "parquet"
-    stream = _read_parquet(cfg, source, start, stop) if parquet else _stream(cfg, source)
+    # Parquet and JSONL skip to their slice (footers, undecoded lines); the small kinds read through.
+    ranged = {"parquet": _read_parquet, "jsonl": _read_jsonl}.get(source.kind)
+    stream = ranged(cfg, source, start, stop) if ranged else _stream(cfg, source)
     try:
-        yield from stream if parquet else islice(stream, start, stop)
+        yield from stream if ranged else islice(stream, start, stop)
     finally:
         stream.close()
