@@ -68,7 +68,7 @@ def bench_call_layout() -> list[str]:
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_file=str(REPO.parent / "shared/data/tokenizers/gpt2/gpt2.json"),
-        eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        eos_token="<|endoftext|>", pad_token="<|endoftext|>",  # noqa: S106 token strings, not passwords
     )
     config = Qwen3MoeConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
                             moe_intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,

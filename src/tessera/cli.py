@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from tessera.config import RunConfig, load
-from tessera.errors import PreemptedError, TesseraError
+from tessera.errors import ConfigError, PreemptedError, TesseraError
 
 __all__ = ["main", "EXIT_PREEMPTED"]
 
@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--stage", required=True)
     train.add_argument("--until-step", type=int, help="publish the checkpoint at this step and stop")
 
+    state = verbs.add_parser("state", help="run states").add_subparsers(dest="action", required=True)
+    verify = state.add_parser("verify", help="check the sha256 manifests of run states and checkpoints")
+    verify.add_argument("paths", type=Path, nargs="+", help="folders: a run's results, state/, train/, ...")
+
     ev = verbs.add_parser("eval", help="evaluate checkpoints")
     ev_actions = ev.add_subparsers(dest="action", required=True)
     ev_ckpt = ev_actions.add_parser("checkpoint", help="score one checkpoint")
@@ -86,6 +90,21 @@ def _parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("release", help="write the release folder")
 
+    plan = verbs.add_parser("plan", help="node-hours -> model, tokens, nodes, energy, CO2e (plan.{md,json})")
+    plan.add_argument("--site", required=True, help="configs/<site>.yaml and profiles/<site>/, e.g. leonardo")
+    plan.add_argument("--node-hours", type=float, required=True, help="the allocation, node-hours")
+    plan.add_argument("--days", type=float, default=60.0, help="the allocation's duration (default 60)")
+    plan.add_argument("--nodes", type=int, help="training nodes (default: enough to finish in --days)")
+    plan.add_argument("--shapes", help="comma-separated shapes to plan (default: run and every candidate)")
+    plan.add_argument("--shape", help="the shape the overlay trains (default: lowest Chinchilla loss)")
+    plan.add_argument("--mfu", type=float, help="assumed MFU where not calibrated (default 0.35)")
+    plan.add_argument("--out", type=Path, help="folder for plan.md, plan.json, overlay.yaml (default: plan/)")
+    verbs.add_parser("budget", help="node-hours and energy spent against the allocation, and the projection")
+    cal = verbs.add_parser("calibrate", help="a few training steps per shape: tokens/s, MFU, W per GPU")
+    cal.add_argument("--out", type=Path, help="calibration JSON (default: plan/calibration.json)")
+    cal.add_argument("--shapes", help="comma-separated shapes (default: run; on a GPU, every candidate too)")
+    cal.add_argument("--steps", type=int, default=3, help="timed steps per shape (after one warm-up)")
+
     model = verbs.add_parser("model", help="model").add_subparsers(dest="action", required=True)
     info = model.add_parser("info", help="parameters and FLOPs per token of a preset")
     info.add_argument("--preset", help="preset name (default: the config's)")
@@ -98,6 +117,7 @@ def _run_data_stage(args: argparse.Namespace, cfg: RunConfig) -> None:
     from tessera.data.plan import find_shard
     from tessera.layout import RunLayout
 
+    _check_language(args, cfg)
     layout = RunLayout(cfg.out_dir)
     if args.action == "shard":
         scatter.filter_shard(cfg, find_shard(cfg, args.language, args.part), layout)
@@ -137,6 +157,7 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     elif verb == "tokenize":
         from tessera.data.tokenize import index_tokens, tokenize_shard
 
+        _check_language(args, cfg)
         if args.index:
             index_tokens(cfg, args.language)
         else:
@@ -145,9 +166,15 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         from tessera.train.trainer import run_stage
 
         run_stage(cfg, args.stage, until_step=args.until_step, meter=meter)
+    elif verb == "state" and action == "verify":
+        from tessera.train.transfer import verify_paths
+
+        verify_paths(args.paths)
     elif verb == "eval" and action == "checkpoint":
         from tessera.eval.evaluate import evaluate_checkpoint
 
+        if args.out.is_dir():
+            raise ConfigError(f"--out {args.out}: is a folder; give the result's file name (e.g. step.json)")
         evaluate_checkpoint(cfg, args.checkpoint, args.out)
     elif verb == "eval" and action == "report":
         from tessera.eval.report import write_report
@@ -164,15 +191,19 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     elif verb == "export-hf":
         from tessera.model.hf import export_hf
 
+        _check_new_folder("--out", args.out)
         export_hf(args.checkpoint, args.out)
     elif verb == "import-hf":
         from tessera.model.hf import import_hf
 
+        _check_new_folder("--out", args.out)
         import_hf(args.hf_dir, args.out)
     elif verb == "release":
         from tessera.release.build import build_release
 
         build_release(cfg)
+    elif verb in ("plan", "budget", "calibrate"):
+        _run_plan_verb(args, cfg, meter)
     elif verb == "model" and action == "info":
         from tessera.model.config import print_info
 
@@ -181,8 +212,69 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         raise AssertionError(f"unhandled verb {verb} {action}")
 
 
+def _shape_list(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
+def _run_plan_verb(args: argparse.Namespace, cfg: RunConfig, meter) -> None:
+    from tessera.layout import RunLayout
+
+    layout = RunLayout(cfg.out_dir)
+    if args.verb == "plan":
+        from dataclasses import replace
+
+        from tessera.plan.compute import Assumptions
+        from tessera.plan.planner import make_plan
+        from tessera.plan.render import write_plan
+        from tessera.plan.site import site_record
+
+        assumptions = Assumptions() if args.mfu is None else replace(Assumptions(), mfu=args.mfu)
+        plan = make_plan(cfg, site_record(cfg, Path.cwd(), args.site), args.node_hours, args.days, args.nodes,
+                         _shape_list(args.shapes), args.shape, layout.calibration, assumptions)
+        out = args.out or layout.plan_dir
+        print(write_plan(cfg, plan, out))
+        print(f"wrote {out}/plan.md, plan.json, overlay.yaml")
+    elif args.verb == "budget":
+        from tessera.plan.budget import print_budget
+
+        print_budget(cfg)
+    else:
+        from tessera.plan.calibrate import calibrate
+
+        calibrate(cfg, args.out or layout.calibration, _shape_list(args.shapes), args.steps, meter)
+
+
+def _check_choice(option: str, value: str, allowed, where: str) -> None:
+    """A path-forming argument must be one the config declares (it becomes a folder name)."""
+    if value not in allowed:
+        raise ConfigError(f"{option} {value!r}: not one of {', '.join(allowed)} (from {where})")
+
+
+def _check_language(args: argparse.Namespace, cfg: RunConfig) -> None:
+    if getattr(args, "language", None) is not None:
+        _check_choice("--language", args.language, cfg.data.languages, "data.sources[].language")
+
+
+def _check_new_folder(option: str, path: Path) -> None:
+    """The folder a verb writes whole must be new (or empty): it replaces what is there."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(
+            f"{option} {path}: exists and is not empty, and would be replaced whole; give a new folder, or "
+            "delete this one first if it is an earlier output"
+        )
+
+
 # Verbs that need no config file (they work on folders given as arguments).
-_CONFIG_FREE = {"export-hf", "import-hf"}
+_CONFIG_FREE = {"export-hf", "import-hf", "state"}
+
+
+def _default_configs(args: argparse.Namespace) -> list[Path]:
+    """config.yaml, and for `plan --site S` the site's preset configs/S.yaml layered over it."""
+    if args.verb == "plan":
+        from tessera.plan.site import site_config_files
+
+        return site_config_files(Path.cwd(), args.site)
+    return [Path("config.yaml")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = None
         if args.verb not in _CONFIG_FREE or args.config:
-            cfg = load(args.config or [Path("config.yaml")], args.overrides)
+            cfg = load(args.config or _default_configs(args), args.overrides)
         meter_ctx = nullcontext(None)
         if args.energy_out is not None:
             from tessera.energy.meter import EnergyMeter

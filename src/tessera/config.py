@@ -19,8 +19,12 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from tessera.errors import ConfigError
+from tessera.names import check_name
 
-__all__ = ["RunConfig", "RunSection", "SiteConfig", "load", "from_dict", "apply_overrides", "to_dict"]
+__all__ = [
+    "RunConfig", "RunSection", "SiteConfig", "load", "from_dict", "apply_overrides", "to_dict",
+    "read_yaml_mapping",
+]
 
 T = TypeVar("T")
 
@@ -93,6 +97,8 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if tp is Path:
         if not isinstance(value, str | Path):
             raise ConfigError(f"{key}: expected a path, got {value!r}")
+        if not str(value).strip():  # Path("") is the working directory: never what an empty value means
+            raise ConfigError(f"{key}: an empty path; give a folder or file (or null where a default exists)")
         return Path(value)
     raise TypeError(f"{key}: unsupported annotation {_type_name(tp)}")  # a bug in a config dataclass
 
@@ -147,7 +153,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part} is not a mapping")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML; quote it") from None
     return data
 
 
@@ -163,8 +172,9 @@ class RunSection:
     """Root folder of all runs' outputs."""
 
     def check(self, where: str) -> None:
-        if not self.name or "/" in self.name:
-            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty folder name without '/'")
+        check_name(self.name, f"{where}.name")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"{where}.seed: {self.seed} must be in [0, 2**32), as numpy's seeds are")
 
 
 @dataclass
@@ -179,8 +189,15 @@ class SiteConfig:
     """Power usage effectiveness of the data centre (facility energy / IT energy)."""
     gpu_type: str | None = None
     """Key into `energy.gpu_types` (peak FLOP/s and board power); null on CPU-only machines."""
+    allocation_node_hours: float | None = None
+    """The run's allocation, node-hours: `tessera budget`, the energy report and the workflow's onstart
+    compare what was spent and what is left to train with it (null: no allocation to compare with)."""
 
     def check(self, where: str) -> None:
+        if self.allocation_node_hours is not None and self.allocation_node_hours <= 0:
+            raise ConfigError(
+                f"{where}.allocation_node_hours: {self.allocation_node_hours} must be positive, or null"
+            )
         if self.pue < 1.0:
             raise ConfigError(f"{where}.pue: {self.pue} is below 1.0; a PUE is facility/IT energy, >= 1")
         if len(self.country) != 3 or not self.country.isupper():
@@ -290,18 +307,36 @@ def _deep_merge(base: dict, other: dict) -> dict:
     return merged
 
 
+def read_yaml_mapping(path: Path) -> dict:
+    """One config file's mapping, or a ConfigError naming the file (and the line of a syntax error)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read as a UTF-8 text file ({err}); give a YAML file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(
+            f"{where}: not valid YAML ({problem}); fix the syntax at that line (quote values with ':' or '#')"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: the top level is a {type(data).__name__}, not a mapping of sections (run:, data:, ...)"
+        )
+    return data
+
+
 def load(paths: str | Path | list[Path], overrides: list[str] | None = None) -> RunConfig:
     """Read YAML config file(s), deep-merged in order (as Snakemake merges --configfile), apply dotted
     overrides, and validate the result into a RunConfig."""
     paths = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
     raw: dict = {}
     for path in paths:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        raw = _deep_merge(raw, data)
+        raw = _deep_merge(raw, read_yaml_mapping(path))
     raw = apply_overrides(raw, overrides or [])
     return from_mapping(raw, paths[-1] if paths else None, label=" + ".join(map(str, paths)) or None)

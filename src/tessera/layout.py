@@ -12,8 +12,9 @@
       eval/<stage>/step-<NNNNNN>.json
       energy/<job>.jsonl              one energy log per job (see tessera.energy)
       benchmarks/<job>.tsv            Snakemake's benchmark: files
-      logs/<job>.log
+      logs/<job>.log                  every job's output (job names: `job_name`)
       reports/                        tokenizer, eval and energy reports (md, csv, png)
+      plan/                           tessera plan (plan.md, plan.json, overlay.yaml), calibration.json
       release/                        the Hugging Face model, model card and AI Act documents
 """
 
@@ -22,9 +23,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RunLayout", "SPLITS", "checkpoint_steps"]
+__all__ = ["RunLayout", "SPLITS", "TOKEN_SUFFIXES", "checkpoint_steps", "job_name"]
 
 SPLITS = ("train", "validation", "test")
+TOKEN_SUFFIXES = (".bin", ".idx", ".json")
+"""A token file set: tokens, document offsets, metadata."""
+
+
+def job_name(rule: str, *parts: str | int) -> str:
+    """A job's name in logs/, benchmarks/ and energy/: the rule, then its wildcards (e.g. a stage and a
+    zero-padded step), joined by '-'. Parts may be Snakemake patterns such as "{lang}"."""
+    return "-".join([rule, *(_step(p) if isinstance(p, int) else p for p in parts)])
+
+
+def _step(step: int | str) -> str:
+    """A step number zero-padded to six digits; a string (a Snakemake wildcard pattern) as it is."""
+    return f"{step:06d}" if isinstance(step, int) else step
 
 
 def checkpoint_steps(stage_steps: int, every: int) -> list[int]:
@@ -99,27 +113,60 @@ class RunLayout:
         """Stem of one shard's token file set: `.bin` (tokens), `.idx` (document offsets), `.json`."""
         return self.root / "tokens" / lang / split / _number(part, 5)
 
-    def checkpoint(self, stage: str, step: int) -> Path:
-        return self.root / "train" / stage / f"step-{step:06d}"
+    def token_file(self, lang: str, split: str, part: int | str, suffix: str) -> Path:
+        """One file of a shard's token file set; `suffix` is one of TOKEN_SUFFIXES."""
+        return self.token_shard(lang, split, part).with_suffix(suffix)
+
+    def checkpoint(self, stage: str, step: int | str) -> Path:
+        """A published checkpoint; `step` an int, or a Snakemake pattern ("{step}") in rules."""
+        return self.root / "train" / stage / f"step-{_step(step)}"
 
     def state_dir(self, stage: str) -> Path:
         return self.root / "state" / stage
 
-    def eval_result(self, stage: str, step: int) -> Path:
-        return self.root / "eval" / stage / f"step-{step:06d}.json"
+    def eval_result(self, stage: str, step: int | str) -> Path:
+        return self.root / "eval" / stage / f"step-{_step(step)}.json"
 
     @property
     def energy_dir(self) -> Path:
         return self.root / "energy"
 
+    def energy_log(self, job: str) -> Path:
+        """The energy meter's JSONL of one job (see `job_name`); the energy report joins them all."""
+        return self.energy_dir / f"{job}.jsonl"
+
     @property
     def benchmarks_dir(self) -> Path:
         return self.root / "benchmarks"
+
+    def benchmark(self, job: str) -> Path:
+        """Snakemake's `benchmark:` file of one job."""
+        return self.benchmarks_dir / f"{job}.tsv"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def log(self, job: str) -> Path:
+        """The stdout and stderr of one job."""
+        return self.logs_dir / f"{job}.log"
 
     @property
     def reports_dir(self) -> Path:
         return self.root / "reports"
 
+    def report(self, name: str) -> Path:
+        return self.reports_dir / name
+
     @property
     def release_dir(self) -> Path:
         return self.root / "release"
+
+    @property
+    def plan_dir(self) -> Path:
+        """`tessera plan`'s plan.{md,json} and overlay.yaml, and `tessera calibrate`'s calibration.json."""
+        return self.root / "plan"
+
+    @property
+    def calibration(self) -> Path:
+        return self.plan_dir / "calibration.json"

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from tessera.data.loader import MIXTURE_BLOCK, TokenLoader, _feistel_permute, apportion
+from tessera.data.loader import (
+    MIXTURE_BLOCK,
+    TokenLoader,
+    _feistel_permute,
+    apportion,
+    sequences_per_language,
+)
 from tessera.data.tokens import open_token_file, suffixed, write_token_file
 from tessera.errors import DataError
 
@@ -194,3 +200,19 @@ def test_a_language_in_many_shards_reads_as_one_stream(tmp_path: Path):
     for step in (0, 1, 17, 400):
         assert torch.equal(one.batch(step)[0], many.batch(step)[0])
         assert torch.equal(one.batch(step)[1], many.batch(step)[1])
+
+
+def test_sequences_per_language_replays_what_the_ranks_draw(stems):
+    # The release reports tokens per language from this replay, without token files: it must count exactly
+    # the languages of the rows every rank's batches hold, over a partial last block too.
+    world, accum, steps = 2, 3, 190
+    counts = {"ita": 0, "eng": 0}
+    for rank in range(world):
+        loader = _loader(stems, rank=rank, world_size=world, grad_accum_steps=accum)
+        for step in range(steps):
+            for micro in range(accum):
+                for lang, _ in loader.sample_windows(loader.sample_numbers(step, micro)):
+                    counts[lang] += 1
+    num_samples = steps * accum * world * 4
+    assert num_samples > MIXTURE_BLOCK and num_samples % MIXTURE_BLOCK
+    assert sequences_per_language({"ita": 0.75, "eng": 0.25}, 7, num_samples) == counts

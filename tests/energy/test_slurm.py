@@ -66,8 +66,8 @@ def test_report_puts_sacct_next_to_the_meter(fake_sacct, run_config, make_record
         layout.energy_dir / "prepare_data.jsonl", make_record("prepare_data", cpu_j=100.0, slurm_job_id="77")
     )
     summary = write_report(cfg)
-    assert summary["jobs"][0]["sacct_j"] == 7200.0
-    assert summary["slurm"] == [{"job_id": "77", "consumed_j": 7200.0, "note": summary["slurm"][0]["note"]}]
+    assert summary.jobs[0].sacct_j == 7200.0
+    assert [(row.job_id, row.consumed_j) for row in summary.slurm] == [("77", 7200.0)]
     assert "| 77 | 2 |" in (layout.reports_dir / "energy.md").read_text()
 
 
@@ -77,3 +77,9 @@ def test_one_query_for_many_jobs(fake_sacct):
     assert got["1"].consumed_j == 3600.0
     assert got["2"].consumed_j is None and "acct_gather_energy" in got["2"].note
     assert "no record of job 3" in got["3"].note
+
+
+def test_elapsed_and_nodes_give_node_hours(fake_sacct):
+    fake_sacct("4242|5400000|7200|4\n4242.0|5300000|7100|4\n")
+    got = sacct_energies(["4242"])["4242"]
+    assert got.elapsed_s == 7200 and got.num_nodes == 4 and got.node_hours == 8.0

@@ -29,8 +29,9 @@ def test_prompts_mirror_upstream(shared_data):
         doc = json.loads(line)
         assert prompts.xcopa_it_text(doc) == upstream_xcopa.doc_to_text_it(doc)
         assert prompts.xcopa_choices(doc) == upstream_xcopa.doc_to_choice(doc)
-    template = yaml.load(  # noqa: S506 - a SafeLoader that keeps `!function` tags as strings
-        (LOCAL_TASK_DIR / "_tessera_belebele_template_yaml").read_text(), Loader=_TaskYamlLoader
+    # _TaskYamlLoader is a SafeLoader that keeps `!function` tags as strings.
+    template = yaml.load(
+        (LOCAL_TASK_DIR / "_tessera_belebele_template_yaml").read_text(), Loader=_TaskYamlLoader  # noqa: S506
     )
     upstream_path = Path(lm_eval.__file__).parent / "tasks" / "belebele" / "_default_template_yaml"
     upstream = yaml.safe_load(upstream_path.read_text())

@@ -43,6 +43,19 @@ def test_round_trip_restores_weights_config_and_meta(tmp_path, tokenizer_dir, ti
     assert json.loads((ckpt / "tessera.json").read_text())["model"]["d_model"] == model.cfg.d_model
 
 
+def test_damaged_weights_of_the_same_size_are_refused(tmp_path, tokenizer_dir):
+    """A changed byte loads without error from safetensors; the manifest's sha256 catches it."""
+    ckpt = save_checkpoint(tmp_path / "step-000007", _model(), META, tokenizer_dir=tokenizer_dir)
+    files = json.loads((ckpt / "tessera.json").read_text())["files"]
+    assert sorted(files) == ["model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    weights = ckpt / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors: sha256 differs from the manifest"):
+        load_checkpoint(ckpt)
+
+
 def test_bf16_weights_keep_their_dtype(tmp_path):
     model = _model().to(torch.bfloat16)
     loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "c", model, META))
@@ -76,7 +89,7 @@ def test_truncated_weights_name_the_folder_and_file(tmp_path):
     ckpt = save_checkpoint(tmp_path / "c", _model(), META)
     weights = ckpt / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=rf"{ckpt}: model.safetensors cannot be read .*truncated"):
+    with pytest.raises(CheckpointError, match=rf"{ckpt}: model.safetensors: sha256 differs .*truncated"):
         load_checkpoint(ckpt)
 
 

@@ -43,13 +43,16 @@ RELEASE = {
     "placed_on_market": "2026-01-15",
 }
 GPU_J_PER_STEP = 1000.0
+LEONARDO = {"name": "leonardo", "country": "ITA", "pue": 1.1, "gpu_type": "A100-64GB"}
+"""The site of every job of the miniature run (its config's site, as configs/leonardo.yaml)."""
 
 
 def raw_config(results_dir: Path) -> dict:
     raw = copy.deepcopy(yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")))
     raw["run"] = {"name": "reltest", "seed": 1, "results_dir": str(results_dir)}
     raw["site"] = {"name": "leonardo", "country": "ITA", "pue": 1.1, "gpu_type": "A100-64GB"}
-    raw["model"] = {"preset": "debug", "overrides": {}}
+    # Positions up to 256, trained at 128 (config.yaml's stages): the documents must tell the two apart.
+    raw["model"] = {"preset": "debug", "overrides": {"max_seq_len": 256}}
     raw["release"] = dict(RELEASE)
     return raw
 
@@ -148,7 +151,7 @@ def _eval(cfg: RunConfig) -> None:
     write_eval_report(cfg)
 
 
-def _record(job: str, start: float, time_s: float, gpu_j: float, cpu_j: float) -> dict:
+def _record(job: str, start: float, time_s: float, gpu_j: float, cpu_j: float, site: dict) -> dict:
     """One rank's record as tessera.energy.meter writes it: GPU measured by NVML, CPU estimated."""
     return {
         "schema": RECORD_SCHEMA,
@@ -174,13 +177,14 @@ def _record(job: str, start: float, time_s: float, gpu_j: float, cpu_j: float) -
         "cpu": {"j": cpu_j, "kind": "estimated", "method": "CodeCarbon"},
         "mem": {"j": cpu_j / 4, "kind": "estimated", "method": "CodeCarbon"},
         "codecarbon": None,
-        "site": {"name": "leonardo", "country": "ITA", "pue": 1.1, "gpu_type": "A100-64GB"},
+        "site": dict(site),
         "slurm": None,
         "samples": {"t_s": [0.0, time_s], "gpu_w": [0.0, 0.0], "cpu_w": [0.0, 0.0]},
     }
 
 
-def _energy(cfg: RunConfig) -> None:
+def write_energy(cfg: RunConfig, site_of=lambda job: LEONARDO) -> None:
+    """The jobs' energy records, each at `site_of(job)`, and reports/energy.json built from them."""
     layout = RunLayout(cfg.out_dir)
     start = 1_800_000_000.0
     # train_tokenizer shares the "train" prefix but is no training job: the compute facts must leave it out.
@@ -192,13 +196,14 @@ def _energy(cfg: RunConfig) -> None:
             previous = step
     for job, gpu_j in jobs:
         write_text(
-            layout.energy_dir / f"{job}.jsonl", json.dumps(_record(job, start, 60.0, gpu_j, 500.0)) + "\n"
+            layout.energy_dir / f"{job}.jsonl",
+            json.dumps(_record(job, start, 60.0, gpu_j, 500.0, site_of(job))) + "\n",
         )
         start += 60.0
     summary = build_summary(
         cfg, load_jobs(layout.energy_dir), {}, [], training_flops(cfg, layout), query_sacct=False
     )
-    write_json(layout.reports_dir / "energy.json", summary)
+    summary.write(layout.reports_dir / "energy.json")
 
 
 def _tokenizer_report(cfg: RunConfig) -> None:
@@ -231,7 +236,7 @@ def run_template(tmp_path_factory) -> Path:
     _manifest(cfg)
     _tokenizer_report(cfg)
     _eval(cfg)
-    _energy(cfg)
+    write_energy(cfg)
     return results
 
 
@@ -258,3 +263,17 @@ def built_release(run_template, tmp_path_factory) -> RunConfig:
     cfg = load_config(results)
     build_release(cfg)
     return cfg
+
+
+def documents_of(cfg: RunConfig) -> dict[str, dict]:
+    """The four documents of `cfg`'s run as the release builds them, weights exported beside the results."""
+    from tessera.model.hf import export_hf
+    from tessera.release.documents import build_documents
+    from tessera.release.facts import gather_facts, read_exported_weights
+
+    facts = gather_facts(cfg)
+    export = cfg.out_dir.parent / "export"
+    if not export.is_dir():
+        export_hf(facts.checkpoint, export)
+    read_exported_weights(facts, export)
+    return build_documents(facts, "Qwen3MoeForCausalLM")

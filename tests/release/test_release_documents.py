@@ -12,9 +12,9 @@ from referencing import Registry, Resource
 from tessera.errors import ReleaseError
 from tessera.io import write_json
 from tessera.layout import RunLayout
-from tessera.release.documents import build_documents, format_value, render_markdown
-from tessera.release.facts import gather_facts
+from tessera.release.documents import format_value, render_markdown
 from tessera.release.validate import SCHEMA_FILES, validate_document
+from tests.release.conftest import documents_of
 
 
 def test_shipped_json_validates_against_the_shipped_schemas_with_plain_jsonschema(built_release):
@@ -30,8 +30,7 @@ def test_shipped_json_validates_against_the_shipped_schemas_with_plain_jsonschem
 
 @pytest.fixture
 def documents(release_run):
-    facts = gather_facts(release_run())
-    return build_documents(facts, "Qwen3MoeForCausalLM")
+    return documents_of(release_run())
 
 
 def test_a_missing_field_or_wrong_basis_fails_validation_naming_it(documents):
@@ -45,31 +44,61 @@ def test_a_missing_field_or_wrong_basis_fails_validation_naming_it(documents):
         validate_document(broken, "technical_documentation")
 
 
-def test_small_run_is_far_below_both_thresholds_and_keeps_the_open_source_exemption(documents):
+PUBLISHED = {"publication_url": "https://huggingface.co/tessera/tessera-test", "monetised": False}
+
+
+def _conclusions(cfg) -> dict:
+    return documents_of(cfg)["compute_thresholds"]["sections"]["conclusions"]["fields"]
+
+
+def test_small_run_is_far_below_both_thresholds_and_compares_rather_than_claims(documents):
     fields = documents["compute_thresholds"]["sections"]["conclusions"]["fields"]
     assert fields["gpai_indicative"]["value"] is False
-    assert fields["systemic_risk_presumed"]["value"] is False
-    assert fields["open_source_exemption"]["value"] is True
+    assert "indicative only" in fields["gpai_indicative"]["note"]
+    presumption = fields["systemic_risk_presumed"]
+    assert presumption["value"] is False and presumption["label"].startswith("Training compute above")
+    assert "not a classification" in presumption["note"]
     assert not any("Art. 55" in o for o in fields["obligations"]["value"])
+    rows = documents["compute_thresholds"]["sections"]["training_compute"]["fields"]["thresholds"]["rows"]
+    assert "indicative" in rows[0]["caveat"]
 
 
-def test_an_openrail_licence_loses_the_open_source_exemption(release_run):
+def test_nothing_published_means_no_open_source_exemption_with_the_reasons(documents):
+    # An open licence is not enough: Art. 53(2) needs the weights public and no monetisation.
+    exemption = documents["compute_thresholds"]["sections"]["conclusions"]["fields"]["open_source_exemption"]
+    assert exemption["value"] is False
+    assert "publication_url is null" in exemption["note"]
+    assert "release.monetised is not set" in exemption["note"]
+    obligations = documents["compute_thresholds"]["sections"]["conclusions"]["fields"]["obligations"]["value"]
+    assert any("Annex XII" in o for o in obligations)
+
+
+def test_a_published_unmonetised_open_model_keeps_the_exemption(release_run):
+    conclusions = _conclusions(release_run(**PUBLISHED))
+    assert conclusions["open_source_exemption"]["value"] is True
+    assert "note" not in conclusions["open_source_exemption"]
+    assert not any("Annex XI" in o for o in conclusions["obligations"]["value"])
+
+
+def test_an_openrail_or_monetised_release_loses_the_open_source_exemption(release_run):
     # OpenRAIL restricts uses, so it is not free and open-source in the sense of Art. 53(2).
-    doc = build_documents(gather_facts(release_run(license="openrail")), "Qwen3MoeForCausalLM")
-    conclusions = doc["compute_thresholds"]["sections"]["conclusions"]["fields"]
+    conclusions = _conclusions(release_run(**PUBLISHED, license="openrail"))
     assert conclusions["open_source_exemption"]["value"] is False
+    assert "openrail" in conclusions["open_source_exemption"]["note"]
+    conclusions = _conclusions(release_run(publication_url=PUBLISHED["publication_url"], monetised=True))
+    assert "release.monetised is true" in conclusions["open_source_exemption"]["note"]
 
 
 def test_training_compute_above_1e25_presumes_systemic_risk(release_run):
-    cfg = release_run()
+    cfg = release_run(**PUBLISHED)
     path = RunLayout(cfg.out_dir).reports_dir / "energy.json"
     energy = json.loads(path.read_text())
     energy["training"]["flops"]["value"] = 3.0e25
     write_json(path, energy)
-    doc = build_documents(gather_facts(cfg), "Qwen3MoeForCausalLM")["compute_thresholds"]
+    doc = documents_of(cfg)["compute_thresholds"]
     validate_document(doc, "compute_thresholds")
     rows = doc["sections"]["training_compute"]["fields"]["thresholds"]["rows"]
-    assert [(r["flop"], r["exceeded"]) for r in rows] == [(1e23, True), (1e25, True)]
+    assert [(r["flop"], r["above"]) for r in rows] == [(1e23, True), (1e25, True)]
     assert [r["ratio"] for r in rows] == pytest.approx([300.0, 3.0])
     conclusions = doc["sections"]["conclusions"]["fields"]
     assert conclusions["systemic_risk_presumed"]["value"] is True
@@ -81,7 +110,7 @@ def test_training_compute_above_1e25_presumes_systemic_risk(release_run):
 
 def test_source_categories_follow_the_template(release_run):
     cfg = release_run(source_categories={"bible_eng_kjv": "scraped"})
-    doc = build_documents(gather_facts(cfg), "Qwen3MoeForCausalLM")["training_content_summary"]
+    doc = documents_of(cfg)["training_content_summary"]
     sources = doc["sections"]["data_sources"]["fields"]
     used = {r["category"].split(" ")[0]: (r["used"], r["sources"]) for r in sources["categories"]["rows"]}
     assert used["2.1"][0] == "yes" and "bible_eng_kjv" not in used["2.1"][1]
@@ -96,7 +125,7 @@ def test_markdown_shows_every_section_and_the_figures(documents):
     for section in doc["sections"].values():
         assert f"## {section['title']}" in md
     energy = doc["sections"]["energy_consumption"]["fields"]["it_energy_kwh"]
-    assert f"| {energy['label']} | {format_value(energy['value'])} kWh | computed |" in md
+    assert f"| {energy['label']} | {format_value(energy['value'])} kWh | estimated |" in md
     assert "| Field | Value | Basis | Source |" in md
 
 
@@ -112,7 +141,7 @@ def test_format_value():
 def test_an_absent_tokenizer_report_is_said_not_hidden(release_run):
     cfg = release_run()
     (RunLayout(cfg.out_dir).reports_dir / "tokenizer.csv").unlink()
-    doc = build_documents(gather_facts(cfg), "Qwen3MoeForCausalLM")["technical_documentation"]
+    doc = documents_of(cfg)["technical_documentation"]
     validate_document(doc, "technical_documentation")
     tokenizer = doc["sections"]["model_properties"]["fields"]["tokenizer"]
     assert tokenizer["value"] is None and "snakemake tokenizer_report" in tokenizer["note"]

@@ -76,8 +76,29 @@ def test_stale_or_incomplete_reports_stop_the_release(release_run):
         build_release(cfg)
     (reports / "eval.json").write_text(original)
     (reports / "energy.json").unlink()
-    with pytest.raises(ReleaseError, match=r"energy.json: missing; build the energy report"):
+    with pytest.raises(
+        ReleaseError, match=r"energy.json: no energy summary; build it with `snakemake energy_report`"
+    ):
         build_release(cfg)
+
+
+def test_an_energy_summary_of_an_older_schema_stops_the_release_naming_the_rebuild(release_run):
+    # A summary written before sites[].it_kind and the computed training.tokens (schema 2): its labels
+    # would not be true, so the release refuses it rather than document them.
+    cfg = release_run()
+    path = RunLayout(cfg.out_dir).reports_dir / "energy.json"
+    _edit_json(path, lambda e: e.update(schema_version=2, schema=2))
+    with pytest.raises(
+        ReleaseError,
+        match=r"energy.json: energy summary schema_version 2, expected 3.*snakemake energy_report",
+    ):
+        build_release(cfg)
+    _edit_json(path, lambda e: e.update(schema_version=3, sites=[{"name": "leonardo"}]))
+    with pytest.raises(
+        ReleaseError, match=r"energy.json.*sites.*rebuild the energy report.*snakemake energy_report"
+    ):
+        build_release(cfg)
+    assert not RunLayout(cfg.out_dir).release_dir.exists()
 
 
 def test_cli_prints_one_line_naming_the_field(release_run, capsys):

@@ -6,7 +6,7 @@ waits until the first stage's training loop is stepping, then shortens that job'
 saves its state and exits 75, and Snakemake's retry resubmits the job, which resumes. Shortening the
 limit once training runs, rather than submitting with a short limit, makes the signal land inside the
 loop on a fast or a slow machine alike. The run's final weights are then compared with an
-uninterrupted run of the same training (torchrun, same 2 ranks, same token files).
+uninterrupted run of the same training (the local launcher, same 2 ranks, same token files).
 """
 
 from __future__ import annotations
@@ -290,3 +290,47 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(cluster_run: 
         assert not differing, f"{stage} step {step}: {len(differing)} tensors differ, e.g. {differing[:3]}"
         meta = json.loads((RunLayout(cluster_run.out).checkpoint(stage, step) / "tessera.json").read_text())
         assert meta["step"] == step
+
+
+def test_budget_counts_the_node_hours_sacct_charged(cluster_run: ClusterRun) -> None:
+    """`tessera budget` after the run: every metered job's node-hours come from sacct (elapsed x nodes,
+    the preempted attempt included), next to the energy the records measured."""
+    budget = subprocess.run(
+        [
+            str(Path(sys.prefix) / "bin" / "tessera"),
+            "--config",
+            str(REPO / "config.yaml"),
+            "--config",
+            str(cluster_run.overlay),
+            "budget",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+        cwd=REPO,
+    )
+    assert budget.returncode == 0, budget.stdout + budget.stderr
+    spent = re.search(r"^\| spent \(([^)]*)\) \| ([\d,.]+) \| node-h \|$", budget.stdout, flags=re.M)
+    assert spent and spent.group(1) == "sacct elapsed x nodes", budget.stdout
+    charged = 0.0
+    for line in subprocess.run(
+        [
+            "sacct",
+            "-X",
+            "-j",
+            ",".join(j.job_id for j in cluster_run.jobs),
+            "-n",
+            "-P",
+            "-o",
+            "ElapsedRaw,NNodes",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines():
+        elapsed, nodes = line.split("|")
+        charged += int(elapsed) * int(nodes) / 3600
+    # The report and release jobs run unmetered: the metered jobs are most, not all, of what was charged.
+    assert 0 < float(spent.group(2).replace(",", "")) <= charged + 0.05
+    assert re.search(r"^Energy: [\d.e+-]+ kWh IT from the energy records", budget.stdout, flags=re.M)

@@ -13,6 +13,7 @@ import yaml
 
 from tessera.data.tokens import write_token_file
 from tessera.layout import RunLayout
+from tessera.parallel.dist import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 VOCAB = 256
@@ -80,3 +81,28 @@ def run_tessera(config: Path, *args: str, timeout: float = 180,
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def srun_like(config: Path, *args: str, ntasks: int, logs: Path) -> list[subprocess.Popen]:
+    """The ranks as `srun` starts them: SLURM's variables only (no RANK/WORLD_SIZE); the rendezvous
+    address comes from the node list. (The workflow's default launcher, tessera.parallel.launch, is
+    covered by tests/parallel/test_launch.py and the demo workflow test.) Output goes to files: a full
+    pipe would stall a rank inside a collective."""
+    base = {k: v for k, v in TEST_ENV.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
+    base.update(SLURM_NTASKS=str(ntasks), SLURM_STEP_ID="0", SLURM_JOB_ID="4242",
+                SLURM_JOB_NODELIST="localhost", MASTER_PORT=str(free_port()))
+    ranks = []
+    for r in range(ntasks):
+        env = {**base, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}
+        with open(logs / f"rank{r}.log", "w") as out:  # the child keeps its own copy of the descriptor
+            ranks.append(subprocess.Popen(tessera_cmd(config, *args), cwd=REPO, stdout=out,
+                                          stderr=subprocess.STDOUT, env=env))
+    return ranks
+
+
+def wait_ranks(ranks: list[subprocess.Popen], logs: Path, timeout: float = 300) -> str:
+    """Rank 0's log once every rank exited 0 (else an AssertionError with the logs)."""
+    codes = [rank.wait(timeout=timeout) for rank in ranks]
+    texts = [(logs / f"rank{r}.log").read_text() for r in range(len(ranks))]
+    assert codes == [0] * len(ranks), "\n".join(t[-3000:] for t in texts)
+    return texts[0]

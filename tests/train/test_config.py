@@ -54,3 +54,20 @@ def test_unknown_stage_lists_the_stages():
     cfg = from_dict(TrainConfig, {"stages": [_stage()]}, "train")
     with pytest.raises(ConfigError, match="no stage named 'anneal'; stages: stable"):
         cfg.stage("anneal")
+
+
+def test_marenostrum_continuation_keeps_the_leonardo_run_and_moves_the_site():
+    """configs/marenostrum-continue.yaml over the Leonardo preset: same run folder, stages and checkpoint
+    steps (the copied state and checkpoints are found), another site for the energy report and history."""
+    leonardo = load([REPO / "config.yaml", REPO / "configs" / "leonardo.yaml"], [])
+    moved = load([REPO / "config.yaml", REPO / "configs" / "leonardo.yaml",
+                  REPO / "configs" / "marenostrum-continue.yaml"], [])
+    assert moved.out_dir == leonardo.out_dir and moved.model == leonardo.model
+    assert moved.train.stages == leonardo.train.stages
+    assert moved.train.checkpoint_every == leonardo.train.checkpoint_every
+    assert (moved.site.name, moved.site.gpu_type) == ("marenostrum5", "H100-64GB")
+
+
+def test_resume_changes_names_only_comparable_keys():
+    with pytest.raises(ConfigError, match=r"resume_changes: d_model cannot be allowed"):
+        from_dict(TrainConfig, {"stages": [_stage(resume_changes=["d_model"])]}, "train").check("train")

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from tessera.cli import EXIT_PREEMPTED
+from tessera.io import sha256_file
 from tessera.layout import RunLayout
-from tessera.parallel.dist import free_port
 from tessera.train.callbacks.loggers import read_metrics
-from tests.train.mini_run import REPO, TEST_ENV, make_mini_run, run_tessera, tessera_cmd
+from tests.train.mini_run import REPO, TEST_ENV, make_mini_run, run_tessera, srun_like, tessera_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -99,25 +100,13 @@ def test_stage_publishes_checkpoints_and_chains_into_the_next(reference):
     assert s2[0]["tokens_seen"] == 25 * 8 * 64 and s2[-1]["lr"] == 0.0
     assert s2[0]["loss"] < _losses(layout)[0]  # not a fresh model
     assert (layout.checkpoint("s2", 4) / "model.safetensors").is_file()
+    # The history of s2's checkpoint carries s1's span too (one layout: one span per stage).
+    history = json.loads((layout.checkpoint("s2", 4) / "tessera.json").read_text())["history"]
+    assert [(h["stage"], h["first_step"], h["last_step"], h["world_size"], h["site"]) for h in history] == [
+        ("s1", 1, 24, 1, "laptop"), ("s2", 1, 4, 1, "laptop")]
     # With the job's energy meter (--energy-out), every step has its joules.
     assert all(r["energy_j"] is not None and r["energy_j"] >= 0 for r in s2)
     assert (layout.root / "energy" / "s2.jsonl").is_file()
-
-
-def _srun_like(config: Path, *args: str, ntasks: int, logs: Path) -> list[subprocess.Popen]:
-    """The ranks as `srun` starts them: SLURM's variables only (no RANK/WORLD_SIZE); the rendezvous
-    address comes from the node list. (The workflow's default launcher, torchrun, is covered by the
-    demo workflow test.) Output goes to files: a full pipe would stall a rank inside a collective."""
-    base = {k: v for k, v in TEST_ENV.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
-    base.update(SLURM_NTASKS=str(ntasks), SLURM_STEP_ID="0", SLURM_JOB_ID="4242",
-                SLURM_JOB_NODELIST="localhost", MASTER_PORT=str(free_port()))
-    ranks = []
-    for r in range(ntasks):
-        env = {**base, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}
-        with open(logs / f"rank{r}.log", "w") as out:  # the child keeps its own copy of the descriptor
-            ranks.append(subprocess.Popen(tessera_cmd(config, *args), cwd=REPO, stdout=out,
-                                          stderr=subprocess.STDOUT, env=env))
-    return ranks
 
 
 @pytest.mark.parametrize("zero_stage", [2, 0])
@@ -125,18 +114,19 @@ def test_two_ranks_expert_parallel_match_one_rank(reference, tmp_path, zero_stag
     """ZeRO-2 (DeepSpeed's optimizer) and stage 0 (ClippedAdamW, whose norm sums the experts' squares
     over the EP group) against the one-rank reference, which runs stage 0."""
     config, layout = make_mini_run(tmp_path, expert_parallel_size=2, zero_stage=zero_stage)
-    ranks = _srun_like(config, "train", "--stage", "s1", ntasks=2, logs=tmp_path)
+    ranks = srun_like(config, "train", "--stage", "s1", ntasks=2, logs=tmp_path)
     codes = [rank.wait(timeout=240) for rank in ranks]
     log = (tmp_path / "rank0.log").read_text()
     assert codes == [0, 0], log[-3000:] + (tmp_path / "rank1.log").read_text()[-3000:]
     assert "step 24/24" in log
     losses = _losses(layout)
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.5, losses  # it learns
-    # Each rank held half of the experts...
+    # Each rank wrote its own part of the state: two of the four experts (debug preset) each...
     state = layout.state_dir("s1") / "step-000024"
-    shards = [torch.load(state / f"rank-{r:05d}.pt", weights_only=False)["model"] for r in (0, 1)]
-    key = "layers.1.mlp.experts.local.gate_up_proj"
-    assert shards[0][key].shape[0] == shards[1][key].shape[0] == 2  # debug preset: 4 experts
+    index = json.loads((state / "meta.json").read_text())["index"]
+    experts = {f"layers.1.mlp.experts.gate_up_proj/{e}:master": f"rank-0000{e // 2}.safetensors"
+               for e in range(4)}
+    assert {k: index[k] for k in experts} == experts
     # ...yet the same global batches give the one-rank model (up to summation order).
     ours, ref = _weights(layout.checkpoint("s1", 24)), _weights(reference.checkpoint("s1", 24))
     assert ours.keys() == ref.keys()
@@ -185,15 +175,19 @@ def test_nonfinite_losses_skip_updates_then_stop_naming_the_last_good_checkpoint
     layout = RunLayout(run_dir)
     config, _ = make_mini_run(tmp_path)  # same config; rewrites identical token files
     state = layout.state_dir("s1") / "step-000024"
-    payload = torch.load(state / "rank-00000.pt", weights_only=False)
-    payload["model"]["layers.0.self_attn.q_proj.weight"].fill_(float("nan"))
-    torch.save(payload, state / "rank-00000.pt")
+    payload = load_file(str(state / "rank-00000.safetensors"))
+    with safe_open(str(state / "rank-00000.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    payload["layers.0.self_attn.q_proj.weight:master"].fill_(float("nan"))
+    save_file(payload, str(state / "rank-00000.safetensors"), metadata=metadata)
     meta = json.loads((state / "meta.json").read_text())
-    (state / "meta.json").write_text(json.dumps({**meta, "step": 12, "tokens_seen": 12 * 8 * 64}))
+    files = {"rank-00000.safetensors": sha256_file(state / "rank-00000.safetensors")}
+    (state / "meta.json").write_text(json.dumps({**meta, "step": 12, "tokens_seen": 12 * 8 * 64,
+                                                 "files": files}))
     shutil.move(state, layout.state_dir("s1") / "step-000012")
     (layout.state_dir("s1") / "latest").write_text("step-000012\n")
     shutil.rmtree(layout.checkpoint("s1", 24))
-    poisoned = payload["model"]
+    poisoned = {k.removesuffix(":master"): v for k, v in payload.items() if k.endswith(":master")}
 
     proc = run_tessera(config, "--set", "train.max_nonfinite_steps=3", "--set", "train.save_state_every=1",
                        "train", "--stage", "s1", check=False)
@@ -204,7 +198,8 @@ def test_nonfinite_losses_skip_updates_then_stop_naming_the_last_good_checkpoint
     assert [(r["step"], r["skipped"], r["nonfinite_steps"]) for r in records] == [
         (13, True, 1), (14, True, 2), (15, True, 3)]
     # The skipped updates left the weights as they were.
-    after = torch.load(layout.state_dir("s1") / "step-000014" / "rank-00000.pt", weights_only=False)["model"]
+    after = load_file(str(layout.state_dir("s1") / "step-000014" / "rank-00000.safetensors"))
+    after = {k.removesuffix(":master"): v for k, v in after.items() if k.endswith(":master")}
     for name, tensor in poisoned.items():
         torch.testing.assert_close(after[name], tensor, rtol=0, atol=0, equal_nan=True, msg=name)
 

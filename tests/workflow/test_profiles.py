@@ -71,7 +71,14 @@ def _profile_args(site: str, overlay: Path) -> list[str]:
 def _check_run(tmp_path: Path) -> tuple[Path, str]:
     """A config overlay that sends outputs to tmp_path, and the first training segment's target."""
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text(yaml.safe_dump({"run": {"name": "profile-check", "results_dir": str(tmp_path)}}))
+    # The workflow refuses a batch that the training ranks cannot split (common.smk checks it with the
+    # profile's geometry): one sequence per rank, 512 per step, fits 4 to 512 ranks (1 to 128 nodes).
+    demo = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    stages = [{**stage, "batch_size": 512} for stage in demo["train"]["stages"]]
+    overlay.write_text(yaml.safe_dump({
+        "run": {"name": "profile-check", "results_dir": str(tmp_path)},
+        "train": {"micro_batch_size": 1, "stages": stages},
+    }))
     cfg = load([REPO / "config.yaml", overlay], [])
     stage = cfg.train.stages[0]
     first_step = checkpoint_steps(stage.steps, cfg.train.checkpoint_every)[0]

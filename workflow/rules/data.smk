@@ -26,7 +26,7 @@ rule fetch_source:
     output:
         directory(f"{SOURCE_CACHE}/{{source}}"),
     log:
-        log_file("fetch_source-{source}"),
+        log_file(job("fetch_source", "source")),
     params:
         tessera=TESSERA,
     wildcard_constraints:
@@ -45,7 +45,7 @@ rule download_source:
     output:
         fetched=f"{SOURCE_CACHE}/{{source}}/{FETCHED}",
     log:
-        log_file("download_source-{source}"),
+        log_file(job("download_source", "source")),
     params:
         tessera=TESSERA,
     wildcard_constraints:
@@ -61,11 +61,11 @@ rule prepare_shard:
         sources=shard_sources,
     output:
         work=directory(str(LAYOUT.shard_work("{lang}", "{part}"))),
-        energy=energy_log("prepare_shard-{lang}-{part}"),
+        energy=energy_log(job("prepare_shard", "lang", "part")),
     log:
-        log_file("prepare_shard-{lang}-{part}"),
+        log_file(job("prepare_shard", "lang", "part")),
     benchmark:
-        benchmark_file("prepare_shard-{lang}-{part}")
+        benchmark_file(job("prepare_shard", "lang", "part"))
     params:
         tessera=TESSERA,
     # One core per shard: the workflow scales by shards (data.sources[].num_shards), not by threads.
@@ -85,11 +85,11 @@ rule dedup_pairs:
         work=language_shard_work,
     output:
         pairs=str(LAYOUT.dedup_pairs("{lang}", "{group}")),
-        energy=energy_log("dedup_pairs-{lang}-{group}"),
+        energy=energy_log(job("dedup_pairs", "lang", "group")),
     log:
-        log_file("dedup_pairs-{lang}-{group}"),
+        log_file(job("dedup_pairs", "lang", "group")),
     benchmark:
-        benchmark_file("dedup_pairs-{lang}-{group}")
+        benchmark_file(job("dedup_pairs", "lang", "group"))
     params:
         tessera=TESSERA,
     threads: 1
@@ -109,11 +109,11 @@ rule dedup_removals:
         work=language_shard_work,
     output:
         removed=str(LAYOUT.dedup_removed("{lang}")),
-        energy=energy_log("dedup_removals-{lang}"),
+        energy=energy_log(job("dedup_removals", "lang")),
     log:
-        log_file("dedup_removals-{lang}"),
+        log_file(job("dedup_removals", "lang")),
     benchmark:
-        benchmark_file("dedup_removals-{lang}")
+        benchmark_file(job("dedup_removals", "lang"))
     params:
         tessera=TESSERA,
     threads: 1
@@ -134,11 +134,11 @@ rule write_shard:
     output:
         shards=[str(LAYOUT.shard("{lang}", split, "{part}")) for split in SPLITS],
         counts=str(LAYOUT.shard_counts("{lang}", "{part}")),
-        energy=energy_log("write_shard-{lang}-{part}"),
+        energy=energy_log(job("write_shard", "lang", "part")),
     log:
-        log_file("write_shard-{lang}-{part}"),
+        log_file(job("write_shard", "lang", "part")),
     benchmark:
-        benchmark_file("write_shard-{lang}-{part}")
+        benchmark_file(job("write_shard", "lang", "part"))
     params:
         tessera=TESSERA,
     threads: 1

@@ -6,7 +6,7 @@
 
 rule energy_report:
     input:
-        logs=energy_logs(),
+        logs=energy_logs,  # an input function: every rule with an `energy` output (common.smk)
     output:
         md=report(report_file("energy.md"), category="Energy"),
         csv=report_file("energy.csv"),
@@ -25,4 +25,4 @@ rule energy_report:
     conda:
         "../envs/report.yaml"
     shell:
-        "{params.tessera} energy report > {log} 2>&1"
+        "{params.tessera} energy report > {log:q} 2>&1"

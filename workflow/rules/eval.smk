@@ -25,21 +25,21 @@ if UPSTREAM_TASKS:
         conda:
             "../envs/eval.yaml"
         shell:
-            "{params.tessera} eval cache-datasets --stamp {output.stamp} > {log} 2>&1"
+            "{params.tessera} eval cache-datasets --stamp {output.stamp:q} > {log:q} 2>&1"
 
 
 rule evaluate:
     input:
-        checkpoint=f"{OUT}/train/{{stage}}/step-{{step}}",
+        checkpoint=str(LAYOUT.checkpoint("{stage}", "{step}")),
         tokens=[str(LAYOUT.token_index(lang, "test")) for lang in LANGUAGES],
         datasets=[EVAL_DATASETS_STAMP] if UPSTREAM_TASKS else [],
     output:
-        result=f"{OUT}/eval/{{stage}}/step-{{step}}.json",
-        energy=energy_log("evaluate-{stage}-{step}"),
+        result=str(LAYOUT.eval_result("{stage}", "{step}")),
+        energy=energy_log(job("evaluate", "stage", "step")),
     log:
-        log_file("evaluate-{stage}-{step}"),
+        log_file(job("evaluate", "stage", "step")),
     benchmark:
-        benchmark_file("evaluate-{stage}-{step}")
+        benchmark_file(job("evaluate", "stage", "step"))
     wildcard_constraints:
         step=r"\d{6}",
     threads: 2
@@ -52,8 +52,8 @@ rule evaluate:
     conda:
         "../envs/eval.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} eval checkpoint --checkpoint {input.checkpoint}"
-        " --out {output.result} > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} eval checkpoint --checkpoint {input.checkpoint:q}"
+        " --out {output.result:q} > {log:q} 2>&1"
 
 
 rule eval_report:
@@ -79,4 +79,4 @@ rule eval_report:
     conda:
         "../envs/report.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} eval report > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} eval report > {log:q} 2>&1"

@@ -23,4 +23,4 @@ rule release:
     conda:
         "../envs/release.yaml"
     shell:
-        "{params.tessera} release > {log} 2>&1"
+        "{params.tessera} release > {log:q} 2>&1"

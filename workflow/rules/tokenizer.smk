@@ -25,7 +25,7 @@ rule train_tokenizer:
     conda:
         "../envs/tokenizer.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} tokenizer train > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} tokenizer train > {log:q} 2>&1"
 
 
 rule tokenizer_report:
@@ -50,7 +50,7 @@ rule tokenizer_report:
     conda:
         "../envs/tokenizer.yaml"
     shell:
-        "{params.tessera} --energy-out {output.energy} tokenizer report > {log} 2>&1"
+        "{params.tessera} --energy-out {output.energy:q} tokenizer report > {log:q} 2>&1"
 
 
 rule tokenize:
@@ -59,15 +59,15 @@ rule tokenize:
         shards=[str(LAYOUT.shard("{lang}", split, "{part}")) for split in SPLITS],
     output:
         tokens=[
-            f"{LAYOUT.token_shard('{lang}', split, '{part}')}{suffix}"
+            str(LAYOUT.token_file("{lang}", split, "{part}", suffix))
             for split in SPLITS
-            for suffix in (".bin", ".idx", ".json")
+            for suffix in TOKEN_SUFFIXES
         ],
-        energy=energy_log("tokenize-{lang}-{part}"),
+        energy=energy_log(job("tokenize", "lang", "part")),
     log:
-        log_file("tokenize-{lang}-{part}"),
+        log_file(job("tokenize", "lang", "part")),
     benchmark:
-        benchmark_file("tokenize-{lang}-{part}")
+        benchmark_file(job("tokenize", "lang", "part"))
     threads: 2
     resources:
         runtime=60,
@@ -92,7 +92,7 @@ rule index_tokens:
     output:
         indexes=[str(LAYOUT.token_index("{lang}", split)) for split in SPLITS],
     log:
-        log_file("index_tokens-{lang}"),
+        log_file(job("index_tokens", "lang")),
     params:
         tessera=TESSERA,
     conda:

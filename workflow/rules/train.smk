@@ -7,27 +7,32 @@
 rule train:
     input:
         previous=previous_checkpoint,
-        tokens=[str(LAYOUT.token_index(lang, split)) for lang in LANGUAGES for split in ("train", "validation")],
+        tokens=[
+            str(LAYOUT.token_index(lang, split))
+            for lang in LANGUAGES
+            for split in ("train", "validation")
+        ],
         tokenizer=rules.train_tokenizer.output.tokenizer,
     output:
-        checkpoint=directory(f"{OUT}/train/{{stage}}/step-{{step}}"),
-        energy=energy_log("train-{stage}-{step}"),
+        checkpoint=directory(str(LAYOUT.checkpoint("{stage}", "{step}"))),
+        energy=energy_log(job("train", "stage", "step")),
     log:
-        log_file("train-{stage}-{step}"),
+        log_file(job("train", "stage", "step")),
     benchmark:
-        benchmark_file("train-{stage}-{step}")
+        benchmark_file(job("train", "stage", "step"))
     wildcard_constraints:
         step=r"\d{6}",
     threads: CFG.train.local_processes
     resources:
         runtime=60,
         mem_mb=8000,
-        # Local runs launch the ranks with torchrun; SLURM profiles set mpi="srun" (one task per GPU).
-        mpi=f"torchrun --standalone --nproc-per-node={CFG.train.local_processes}",
+        # Local runs launch the ranks with tessera.parallel.launch (forwards signals, ranks die with it);
+        # SLURM profiles set mpi="srun" (one task per GPU).
+        mpi=f"python -m tessera.parallel.launch --nproc-per-node={CFG.train.local_processes}",
     params:
         tessera_args=TESSERA_ARGS,
     conda:
         "../envs/train.yaml"
     shell:
-        "{resources.mpi} $(which tessera) {params.tessera_args} --energy-out {output.energy}"
-        " train --stage {wildcards.stage} --until-step {wildcards.step} > {log} 2>&1"
+        "{resources.mpi} \"$(command -v tessera)\" {params.tessera_args} --energy-out {output.energy:q}"
+        " train --stage {wildcards.stage:q} --until-step {wildcards.step:q} > {log:q} 2>&1"

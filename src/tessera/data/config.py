@@ -12,6 +12,7 @@ from typing import Literal
 
 from tessera.data.langid import KNOWN_LANGUAGES
 from tessera.errors import ConfigError
+from tessera.names import check_name
 
 __all__ = ["DataConfig", "SourceConfig", "DownloadConfig", "RemoteFile", "FilterConfig", "SplitConfig",
            "SOURCE_KINDS", "LicenseDuties", "license_duties"]
@@ -156,8 +157,8 @@ class SourceConfig:
     The documents kept, their splits and the manifest counts do not depend on it."""
 
     def check(self, where: str) -> None:
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty name without '/'")
+        check_name(self.name, f"{where}.name")
+        check_name(self.language, f"{where}.language")
         if self.download is not None:
             if self.kind not in _DOWNLOADABLE:
                 raise ConfigError(f"{where}.download: kind {self.kind} is not downloaded; it applies to "

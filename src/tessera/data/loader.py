@@ -29,7 +29,14 @@ import torch
 from tessera.data.tokens import TokenFile, TokenShards, open_token_file
 from tessera.errors import DataError
 
-__all__ = ["TokenLoader", "MIXTURE_BLOCK", "apportion"]
+__all__ = [
+    "TokenLoader",
+    "MIXTURE_BLOCK",
+    "apportion",
+    "block_languages",
+    "sequences_per_language",
+    "stage_seed",
+]
 
 MIXTURE_BLOCK = 4096
 """Samples per mixture block: the mixture is exact in each block, so weights resolve to 1/4096."""
@@ -54,6 +61,33 @@ def apportion(weights: Mapping[str, float], total: int) -> dict[str, int]:
             counts[max(counts, key=lambda j: (counts[j], j))] -= 1
             counts[k] = 1
     return counts
+
+
+def stage_seed(run_seed: int, stage_index: int) -> int:
+    """The loader's seed for the stage at `stage_index`: each stage draws its own order."""
+    return run_seed + 1000 * stage_index
+
+
+def block_languages(counts: Mapping[str, int], seed: int, block: int) -> np.ndarray:
+    """Index into sorted(counts) of the language of each slot of mixture block `block`: the loader's draw,
+    which needs neither token files nor ranks (a pure function of the apportioned mixture, seed, block)."""
+    languages = sorted(counts)
+    slot_language = np.repeat(np.arange(len(languages)), [counts[k] for k in languages])
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 0x6D6978, block])))
+    return slot_language[rng.permutation(MIXTURE_BLOCK)]
+
+
+def sequences_per_language(mixture: Mapping[str, float], seed: int, num_samples: int) -> dict[str, int]:
+    """How many of the global samples 0..num_samples-1 the loader draws from each language: whole blocks
+    hold the apportioned counts exactly, only the last partial block is replayed."""
+    counts = apportion(mixture, MIXTURE_BLOCK)
+    full_blocks, rest = divmod(num_samples, MIXTURE_BLOCK)
+    drawn = {lang: full_blocks * n for lang, n in counts.items()}
+    if rest:
+        partial = np.bincount(block_languages(counts, seed, full_blocks)[:rest], minlength=len(counts))
+        for lang, n in zip(sorted(counts), partial.tolist(), strict=True):
+            drawn[lang] += n
+    return drawn
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
@@ -126,9 +160,6 @@ class TokenLoader:
         }
         self._check_same_tokenizer()
         self.num_windows = {lang: self._windows(lang) for lang in self.languages}
-        self._slot_language = np.repeat(
-            np.arange(len(self.languages)), [self.counts[k] for k in self.languages]
-        )
         self._counts_array = np.array([self.counts[k] for k in self.languages], dtype=np.int64)
         self._block_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._key_cache: dict[tuple[int, int], np.ndarray] = {}
@@ -163,8 +194,7 @@ class TokenLoader:
     def _block(self, block: int) -> tuple[np.ndarray, np.ndarray]:
         """(language index, ordinal within that language) of each slot of one mixture block."""
         if block not in self._block_cache:
-            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 0x6D6978, block])))
-            language = self._slot_language[rng.permutation(MIXTURE_BLOCK)]
+            language = block_languages(self.counts, self.seed, block)
             order = np.argsort(language, kind="stable")
             starts = np.concatenate([[0], np.cumsum(self._counts_array)[:-1]])
             ordinal = np.empty(MIXTURE_BLOCK, dtype=np.int64)

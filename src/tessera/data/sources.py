@@ -72,7 +72,7 @@ def _local_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
     DataError when there are none."""
     if source.download is not None:
         return downloaded_files(cfg, source)
-    assert source.path is not None  # SourceConfig.check requires it for file kinds
+    assert source.path is not None  # noqa: S101 SourceConfig.check requires it for file kinds
     path = resolve_path(source.path, source.name)
     if glob.has_magic(str(path)):
         files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
@@ -97,7 +97,7 @@ def cache_dir(cfg: RunConfig, source: SourceConfig) -> Path:
 def downloaded_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
     """A downloaded source's files in its cache, as `tessera data fetch` left them; DataError if it has
     not run (or not to the end), or a file's size changed since (a stat each: cheap, unlike a hash)."""
-    assert source.download is not None
+    assert source.download is not None  # noqa: S101 callers pass downloaded sources only
     folder = cache_dir(cfg, source)
     if not (folder / FETCHED).is_file():
         raise DataError(f"source {source.name}: download {folder} is missing or incomplete; run `tessera "

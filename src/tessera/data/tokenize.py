@@ -27,6 +27,7 @@ from tessera.data.tokens import suffixed, write_token_file, write_token_index
 from tessera.errors import DataError
 from tessera.io import sha256_file
 from tessera.layout import SPLITS, RunLayout
+from tessera.tokenizer.files import read_tokenizer
 
 __all__ = ["require_shard", "tokenize_shard", "index_tokens", "load_tokenizer", "encode_file",
            "encode_documents", "set_num_threads", "BATCH_BYTES"]
@@ -130,7 +131,7 @@ def load_tokenizer(cfg: RunConfig, layout: RunLayout) -> tuple[Tokenizer, dict]:
     tokenizer_json = layout.tokenizer_dir / "tokenizer.json"
     if not tokenizer_json.exists():
         raise DataError(f"{tokenizer_json}: missing; run `tessera tokenizer train` first")
-    tokenizer = Tokenizer.from_file(str(tokenizer_json))
+    tokenizer = read_tokenizer(tokenizer_json, "run `tessera tokenizer train` first")
     eos = cfg.tokenizer.special_tokens[1]
     eos_id = tokenizer.token_to_id(eos)
     if eos_id is None:

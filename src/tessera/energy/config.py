@@ -39,10 +39,14 @@ class GpuType:
     """Board power limit (TDP), W: the power at which the peak is reached."""
     description: str = ""
     """What the entry is and where its figures come from."""
+    memory_gb: float | None = None
+    """Device memory, GB: the planner keeps shapes whose model state leaves room for activations."""
 
     def check(self, where: str) -> None:
         if self.peak_bf16_flops <= 0 or self.board_power_w <= 0:
             raise ConfigError(f"{where}: peak_bf16_flops and board_power_w must be positive")
+        if self.memory_gb is not None and self.memory_gb <= 0:
+            raise ConfigError(f"{where}.memory_gb: {self.memory_gb} must be positive, or null")
 
     @property
     def floor_j_per_flop(self) -> float:
@@ -55,11 +59,11 @@ class GpuType:
 # compute; read their power limit on a node with `nvidia-smi -q -d POWER` and override board_power_w
 # if it differs.
 DEFAULT_GPU_TYPES: dict[str, GpuType] = {
-    "A100-64GB": GpuType(312e12, 400.0, "Leonardo Booster: custom A100 SXM 64 GB HBM2e, 4 per node"),
-    "H100-64GB": GpuType(989e12, 700.0, "MareNostrum 5 ACC: H100 SXM 64 GB HBM2, 4 per node"),
-    "A100-80GB": GpuType(312e12, 400.0, "A100 SXM4 80 GB"),
-    "H100-80GB": GpuType(989e12, 700.0, "H100 SXM5 80 GB"),
-    "H200": GpuType(989e12, 700.0, "H200 SXM 141 GB (same compute as H100 SXM)"),
+    "A100-64GB": GpuType(312e12, 400.0, "Leonardo Booster: custom A100 SXM 64 GB HBM2e, 4 per node", 64.0),
+    "H100-64GB": GpuType(989e12, 700.0, "MareNostrum 5 ACC: H100 SXM 64 GB HBM2, 4 per node", 64.0),
+    "A100-80GB": GpuType(312e12, 400.0, "A100 SXM4 80 GB", 80.0),
+    "H100-80GB": GpuType(989e12, 700.0, "H100 SXM5 80 GB", 80.0),
+    "H200": GpuType(989e12, 700.0, "H200 SXM 141 GB (same compute as H100 SXM)", 141.0),
 }
 
 

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # no display on compute nodes
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tessera.energy.records import JobEnergy  # noqa: E402
+from tessera.energy.summary import EnergySummary, SegmentEnergy  # noqa: E402
 from tessera.io import atomic_path  # noqa: E402
 
 __all__ = ["write_plots"]
@@ -31,19 +32,19 @@ def _empty(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def plot_stages(summary: dict, path: Path) -> None:
-    stages = summary["stages"]
+def plot_stages(summary: EnergySummary, path: Path) -> None:
+    stages = summary.stages
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(stages) + 1.8))
-    names = [s["stage"] for s in stages]
+    names = [s.stage for s in stages]
     left = [0.0] * len(stages)
     for comp, label in (("gpu", "GPU"), ("cpu", "CPU"), ("mem", "memory")):
-        values = [s[f"{comp}_j"] / 3600 for s in stages]
-        kind = summary["components"][comp]["kind"]
+        values = [getattr(s, f"{comp}_j") / 3600 for s in stages]
+        kind = summary.components[comp].kind
         ax.barh(names, values, left=left, color=COLORS[comp], label=f"{label} ({kind})")
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.invert_yaxis()
     ax.set_xlabel("energy, Wh (IT, before PUE)")
-    ax.set_title(f"Energy per stage, run {summary['run']}")
+    ax.set_title(f"Energy per stage, run {summary.run}")
     ax.legend(loc="lower right", fontsize=8)
     _save(fig, path)
 
@@ -82,7 +83,7 @@ def plot_power(jobs: list[JobEnergy], path: Path) -> None:
     _save(fig, path)
 
 
-def plot_per_token(steps: list[dict], segments: list[dict], path: Path) -> None:
+def plot_per_token(steps: list[dict], segments: list[SegmentEnergy], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
     if steps:
         ax.plot(
@@ -93,8 +94,8 @@ def plot_per_token(steps: list[dict], segments: list[dict], path: Path) -> None:
         )
     if segments:
         ax.plot(
-            [s["global_step"] for s in segments],
-            [s["j_per_token"] for s in segments],
+            [s.global_step for s in segments],
+            [s.j_per_token for s in segments],
             "o-",
             label="per training job (energy log / segment tokens)",
         )
@@ -108,20 +109,18 @@ def plot_per_token(steps: list[dict], segments: list[dict], path: Path) -> None:
     _save(fig, path)
 
 
-def plot_emissions(summary: dict, path: Path) -> None:
-    grids = summary["grids"]
+def plot_emissions(summary: EnergySummary, path: Path) -> None:
+    grids = summary.grids
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(grids) + 1.8))
-    colors = ["#e76f51" if g["site"] else "#8d99ae" for g in grids]
-    ax.barh([g["country"] for g in grids], [g["co2e_kg"] * 1e3 for g in grids], color=colors)
+    colors = ["#e76f51" if g.site else "#8d99ae" for g in grids]
+    ax.barh([g.country for g in grids], [g.co2e_kg * 1e3 for g in grids], color=colors)
     ax.set_xlabel("g CO2e (facility energy x annual grid intensity)")
-    ax.set_title(f"This run at each grid (site {summary['site']['country']} highlighted)")
+    ax.set_title(f"This run at each grid (site {summary.site.country} highlighted)")
     _save(fig, path)
 
 
-def write_plots(
-    reports: Path, summary: dict, jobs: list[JobEnergy], steps: list[dict], segments: list[dict]
-) -> None:
+def write_plots(reports: Path, summary: EnergySummary, jobs: list[JobEnergy], steps: list[dict]) -> None:
     plot_stages(summary, reports / "energy_stages.png")
     plot_power(jobs, reports / "energy_power.png")
-    plot_per_token(steps, segments, reports / "energy_per_token.png")
+    plot_per_token(steps, summary.training.segments, reports / "energy_per_token.png")
     plot_emissions(summary, reports / "energy_emissions.png")

@@ -31,6 +31,7 @@ __all__ = [
     "read_records",
     "bin_samples",
     "JobEnergy",
+    "SiteShare",
     "merge_job",
     "job_rule_and_stage",
     "combine_kinds",
@@ -130,6 +131,20 @@ def combine_kinds(kinds: set[str]) -> str:
 
 
 @dataclass
+class SiteShare:
+    """The part of a job spent at one site (a retry may run at another site than the first attempt)."""
+
+    country: str
+    pue: float
+    gpu_type: str | None
+    total_j: float = 0.0
+    node_hours: float = 0.0
+    gpu_hours: float = 0.0
+    kinds: set[str] = field(default_factory=set)
+    """Kinds of the components its records metered (measured, estimated, none)."""
+
+
+@dataclass
 class JobEnergy:
     """One job's merged figures (IT energy, joules)."""
 
@@ -159,12 +174,77 @@ class JobEnergy:
     slurm_job_ids: list[str] = field(default_factory=list)
     sites: list[str] = field(default_factory=list)
     """Site names the records were written at (normally one)."""
+    site_shares: dict[str, SiteShare] = field(default_factory=dict)
+    """Per site name: what the invocations launched there used (from each record's `site`)."""
+    node_hours: float = 0.0
+    """Sum over invocations of the nodes that wrote records x the invocation's wall time."""
     series: list[dict] = field(default_factory=list)
     """Power samples of each record: {node, rank, start_unix, t_s, gpu_w, cpu_w} (cpu_w on node mains)."""
 
     @property
     def total_j(self) -> float:
         return self.gpu_j + self.cpu_j + self.mem_j
+
+
+def _add_site_share(
+    job: JobEnergy, group: list[dict], joules: float, node_hours: float, gpu_hours: float
+) -> None:
+    """Count one invocation (its records `group`) at the site they name (the ranks of one launch share a
+    site), with the kinds of what they metered."""
+    site = group[0]["site"]
+    share = job.site_shares.setdefault(
+        site["name"], SiteShare(site["country"], float(site["pue"]), site.get("gpu_type"))
+    )
+    share.total_j += joules
+    share.node_hours += node_hours
+    share.gpu_hours += gpu_hours
+    share.kinds |= {r[comp]["kind"] for r in group for comp in COMPONENTS} - {"elsewhere"}
+
+
+def _note_record(
+    out: JobEnergy, record: dict, kinds: dict[str, set[str]], methods: dict[str, set[str]], intensities: list
+) -> None:
+    """What one rank's record says besides its joules: kinds and methods, site, SLURM id, power samples."""
+    for comp in COMPONENTS:
+        part = record[comp]
+        if part["kind"] != "elsewhere":
+            kinds[comp].add(part["kind"])
+            methods[comp].add(part["method"])
+    if record.get("codecarbon") and record["codecarbon"].get("intensity_g_per_kwh") is not None:
+        intensities.append(record["codecarbon"]["intensity_g_per_kwh"])
+    if record["site"]["name"] not in out.sites:
+        out.sites.append(record["site"]["name"])
+    if record.get("slurm") and record["slurm"]["job_id"] not in out.slurm_job_ids:
+        out.slurm_job_ids.append(record["slurm"]["job_id"])
+    out.series.append(
+        {
+            "node": record["node"],
+            "rank": record["rank"],
+            "start_unix": record["start_unix"],
+            "node_main": record["cpu"]["kind"] != "elsewhere",
+            "num_gpus": len(record["gpu"]["devices"]),
+            **record.get("samples", {}),
+        }
+    )
+
+
+def _invocation_joules(
+    group: list[dict],
+) -> tuple[dict[tuple[str, str], tuple[float, float]], dict[str, tuple[float, float]]]:
+    """One invocation's joules without double counting: per (node, GPU uuid) the largest reading and
+    record time over its ranks, per node the CPU and memory joules of its local rank 0."""
+    gpu_j: dict[tuple[str, str], tuple[float, float]] = {}  # (node, uuid) -> (joules, record time)
+    node_j: dict[str, tuple[float, float]] = {}  # node -> (cpu J, mem J) from its local rank 0
+    for record in group:
+        node = record["node"]
+        for device in record["gpu"]["devices"]:
+            key = (node, device["uuid"])
+            previous = gpu_j.get(key, (0.0, 0.0))
+            gpu_j[key] = (max(previous[0], device["j"]), max(previous[1], record["time_s"]))
+        if record["cpu"]["kind"] != "elsewhere":
+            previous = node_j.get(node, (0.0, 0.0))
+            node_j[node] = (max(previous[0], record["cpu"]["j"]), max(previous[1], record["mem"]["j"]))
+    return gpu_j, node_j
 
 
 def merge_job(job: str, records: list[dict]) -> JobEnergy:
@@ -175,7 +255,7 @@ def merge_job(job: str, records: list[dict]) -> JobEnergy:
     out = JobEnergy(job=job, label=records[0].get("label", ""), rule=rule, stage=stage)
     kinds: dict[str, set[str]] = defaultdict(set)
     methods: dict[str, set[str]] = defaultdict(set)
-    intensities = []
+    intensities: list[float] = []
     by_invocation: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         by_invocation[record["invocation"]].append(record)
@@ -183,47 +263,23 @@ def merge_job(job: str, records: list[dict]) -> JobEnergy:
     latest_start = float("-inf")
     gpus_seen: set[tuple[str, str]] = set()
     for group in by_invocation.values():
-        gpu_j: dict[tuple[str, str], tuple[float, float]] = {}  # (node, uuid) -> (joules, record time)
-        node_j: dict[str, tuple[float, float]] = {}  # node -> (cpu J, mem J) from its local rank 0
         for record in group:
-            node = record["node"]
-            for comp in COMPONENTS:
-                part = record[comp]
-                if part["kind"] != "elsewhere":
-                    kinds[comp].add(part["kind"])
-                    methods[comp].add(part["method"])
-            for device in record["gpu"]["devices"]:
-                key = (node, device["uuid"])
-                previous = gpu_j.get(key, (0.0, 0.0))
-                gpu_j[key] = (max(previous[0], device["j"]), max(previous[1], record["time_s"]))
-            if record["cpu"]["kind"] != "elsewhere":
-                previous = node_j.get(node, (0.0, 0.0))
-                node_j[node] = (max(previous[0], record["cpu"]["j"]), max(previous[1], record["mem"]["j"]))
-            if record.get("codecarbon") and record["codecarbon"].get("intensity_g_per_kwh") is not None:
-                intensities.append(record["codecarbon"]["intensity_g_per_kwh"])
-            if record["site"]["name"] not in out.sites:
-                out.sites.append(record["site"]["name"])
-            if record.get("slurm") and record["slurm"]["job_id"] not in out.slurm_job_ids:
-                out.slurm_job_ids.append(record["slurm"]["job_id"])
-            out.series.append(
-                {
-                    "node": node,
-                    "rank": record["rank"],
-                    "start_unix": record["start_unix"],
-                    "node_main": record["cpu"]["kind"] != "elsewhere",
-                    "num_gpus": len(record["gpu"]["devices"]),
-                    **record.get("samples", {}),
-                }
-            )
-            nodes_seen.add(node)
+            _note_record(out, record, kinds, methods, intensities)
+            nodes_seen.add(record["node"])
+        gpu_j, node_j = _invocation_joules(group)
+        group_j = sum(j for j, _ in gpu_j.values()) + sum(c + m for c, m in node_j.values())
+        group_gpu_hours = sum(t for _, t in gpu_j.values()) / 3600
         out.gpu_j += sum(j for j, _ in gpu_j.values())
-        out.gpu_hours += sum(t for _, t in gpu_j.values()) / 3600
+        out.gpu_hours += group_gpu_hours
         out.cpu_j += sum(c for c, _ in node_j.values())
         out.mem_j += sum(m for _, m in node_j.values())
         gpus_seen |= set(gpu_j)
         start = min(r["start_unix"] for r in group)
         end = max(r["end_unix"] for r in group)
         out.time_s += end - start
+        group_node_hours = len({r["node"] for r in group}) * (end - start) / 3600
+        out.node_hours += group_node_hours
+        _add_site_share(out, group, group_j, group_node_hours, group_gpu_hours)
         out.start_unix = start if out.num_invocations == 0 else min(out.start_unix, start)
         out.end_unix = max(out.end_unix, end)
         out.num_ranks = max(out.num_ranks, len({r["rank"] for r in group}))

@@ -48,3 +48,14 @@ class EvalConfig:
         duplicates = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
         if duplicates:
             raise ConfigError(f"{where}.tasks: {', '.join(duplicates)} listed more than once")
+        # tessera's own tasks are known here; an upstream name is checked by lm-eval in the job (its task
+        # index takes seconds to build), and one it does not know is listed in the result's `skipped`.
+        from tessera.eval.tasks import local_tasks
+
+        local = local_tasks()
+        unknown = [t for t in self.tasks if t.startswith("tessera_") and t not in local]
+        if unknown:
+            raise ConfigError(
+                f"{where}.tasks: {', '.join(unknown)} is not one of tessera's tasks; they are "
+                f"{', '.join(local)}"
+            )

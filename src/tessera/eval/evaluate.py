@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tessera.data.tokens import open_token_file
-from tessera.errors import CheckpointError, ConfigError
+from tessera.errors import CheckpointError
 from tessera.eval.intrinsic import gaps_to_best, score_token_file
 from tessera.eval.tasks import hf_environment, run_tasks
 from tessera.io import write_json
 from tessera.layout import RunLayout
+from tessera.preflight import check_eval_context
 
 if TYPE_CHECKING:
     from tessera.config import RunConfig
@@ -41,12 +42,7 @@ def resolve_device(choice: str) -> torch.device:
 def _intrinsic(cfg: RunConfig, model: Transformer, tokenizer: Any, device: torch.device) -> dict:
     """Bits per byte, perplexity and the gap to the best language on every language's test split."""
     layout = RunLayout(cfg.out_dir)
-    context_length = cfg.eval.context_length or model.cfg.max_seq_len
-    if context_length > model.cfg.max_seq_len:
-        raise ConfigError(
-            f"eval.context_length: {context_length} exceeds the model's max_seq_len "
-            f"({model.cfg.max_seq_len}); set it to at most that, or null to use it"
-        )
+    context_length = check_eval_context(cfg.eval, model.cfg)
     scores = {}
     for lang in cfg.data.languages:
         token_file = open_token_file(layout.tokens(lang, "test"))
@@ -78,8 +74,8 @@ def _load_hf_model(checkpoint_dir: Path, export_dir: Path, device: torch.device)
     from tessera.model.hf import export_hf
 
     export_hf(checkpoint_dir, export_dir)
-    model = AutoModelForCausalLM.from_pretrained(export_dir).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(export_dir)
+    model = AutoModelForCausalLM.from_pretrained(export_dir, trust_remote_code=False).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(export_dir, trust_remote_code=False)
     return model, tokenizer
 
 
@@ -99,8 +95,11 @@ def _evaluate(cfg: RunConfig, checkpoint_dir: Path, out_path: Path) -> dict:
     started = time.perf_counter()
     model, meta = load_checkpoint(checkpoint_dir, device=device)
     model.eval()
+    from tessera.model.hf import refuse_custom_code
+
+    refuse_custom_code(checkpoint_dir)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise CheckpointError(
             f"{checkpoint_dir}: no loadable tokenizer ({err}); a published checkpoint carries its tokenizer "

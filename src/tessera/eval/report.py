@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tessera.errors import DataError
 from tessera.io import atomic_path, write_csv, write_json, write_text
 from tessera.layout import RunLayout, checkpoint_steps
 
@@ -51,6 +52,23 @@ def main_metric(metrics: dict[str, float]) -> str | None:
     return next(iter(score_metrics(metrics)), None)
 
 
+_RESULT_KEYS = ("stage", "step", "tokens_seen", "intrinsic", "tasks")
+"""Keys of an evaluation result (`tessera eval checkpoint`) the report reads."""
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    """One checkpoint's evaluation result, or a DataError naming the file and how to remake it."""
+    remedy = "delete it and rerun its evaluate job (snakemake rebuilds it)"
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err}); {remedy}") from None
+    missing = [key for key in _RESULT_KEYS if not isinstance(result, dict) or key not in result]
+    if missing:
+        raise DataError(f"{path}: not an evaluation result (lacks {', '.join(missing)}); {remedy}")
+    return result
+
+
 def collect_results(cfg: RunConfig) -> tuple[list[dict[str, Any]], list[str]]:
     """The results of the run's published checkpoints in training order, and the missing ones' paths."""
     layout = RunLayout(cfg.out_dir)
@@ -59,7 +77,7 @@ def collect_results(cfg: RunConfig) -> tuple[list[dict[str, Any]], list[str]]:
         for step in checkpoint_steps(stage.num_steps, cfg.train.checkpoint_every):
             path = layout.eval_result(stage.name, step)
             if path.is_file():
-                results.append(json.loads(path.read_text(encoding="utf-8")))
+                results.append(_read_result(path))
             else:
                 missing.append(str(path))
     return results, missing

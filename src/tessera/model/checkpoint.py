@@ -1,11 +1,14 @@
 """Model checkpoints: one folder with the weights, the config they belong to and the tokenizer.
 
     <dir>/model.safetensors   tessera parameter names (see tessera.model.transformer), saved dtype kept
-    <dir>/tessera.json        {"model": <ModelConfig as a mapping>, "stage", "step", "tokens_seen", ...}
+    <dir>/tessera.json        {"model": <ModelConfig as a mapping>, "stage", "step", "tokens_seen", ...,
+                              "files": {name: sha256} of the weights and tokenizer files}
     <dir>/tokenizer.json, tokenizer_config.json, ...  (copied from the run's tokenizer folder)
 
 Written atomically (a killed job leaves the previous checkpoint or none, never half of one). This is the
 published, consolidated model; the optimizer and data-loader state live in the trainer's run state.
+`read_safetensors` checks a file against the sha256 its folder's tessera.json lists, so damaged weights
+(same size, other bytes) are never evaluated or exported.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from tessera.config import from_dict, to_dict
 from tessera.errors import CheckpointError, ConfigError
+from tessera.integrity import MANIFEST_KEY, damaged_files, file_hashes, manifest_of
 from tessera.io import atomic_dir, write_json
 from tessera.model.config import ModelConfig
 from tessera.model.layers import RotaryEmbedding
@@ -58,7 +62,17 @@ def copy_tokenizer_files(source: Path, target: Path) -> None:
 
 
 def read_safetensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file; CheckpointError if it cannot be read."""
+    """The tensors of a safetensors file; CheckpointError if it cannot be read, or if its folder's
+    tessera.json lists a sha256 for it that its bytes do not have."""
+    path = Path(path)
+    manifest = manifest_of(path.parent / META_FILE) or {}
+    if path.name in manifest:
+        damaged = damaged_files(path.parent, {path.name: manifest[path.name]})
+        if damaged:
+            raise CheckpointError(
+                f"{path.parent}: {damaged[0]}. Copy the checkpoint again from its source (check with "
+                "`tessera state verify`), or re-publish it by retraining that segment"
+            )
     try:
         return load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
@@ -79,7 +93,6 @@ def save_checkpoint(
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     with atomic_dir(directory) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        write_json(tmp / META_FILE, {"model": to_dict(model.cfg), **meta})
         if tokenizer_dir is not None:
             tokenizer_dir = Path(tokenizer_dir)
             if not tokenizer_dir.is_dir():
@@ -87,6 +100,9 @@ def save_checkpoint(
                     f"{tokenizer_dir}: tokenizer folder not found (train the tokenizer first)"
                 )
             copy_tokenizer_files(tokenizer_dir, tmp)
+        names = [p.name for p in tmp.iterdir() if p.is_file() and p.name != META_FILE]
+        write_json(tmp / META_FILE, {"model": to_dict(model.cfg), **meta,
+                                     MANIFEST_KEY: file_hashes(tmp, names)})
     return directory
 
 
@@ -107,6 +123,7 @@ def read_checkpoint_meta(directory: str | Path) -> tuple[ModelConfig, dict[str, 
         raise CheckpointError(f"{meta_path}: not valid JSON ({err}); the checkpoint is corrupt") from None
     if not isinstance(meta, dict) or "model" not in meta:
         raise CheckpointError(f"{meta_path}: has no \"model\" entry; the checkpoint is corrupt")
+    meta.pop(MANIFEST_KEY, None)  # checked where the files are read (read_safetensors)
     try:
         cfg = from_dict(ModelConfig, meta.pop("model"), f"{meta_path}: model")
     except ConfigError as err:

@@ -13,6 +13,10 @@ eps, RoPE in the half-rotation convention with the same base, softmax router in 
 with `norm_topk_prob` = `moe.renormalize`, shared expert scaled by sigmoid(shared_expert_gate(x)),
 dense first layers as `mlp_only_layers` of width `intermediate_size`.
 
+Every folder is read with `trust_remote_code=False`, and one whose config.json or tokenizer_config.json
+names custom code (`auto_map`) is refused before transformers sees it (`refuse_custom_code`): importing or
+evaluating a model never runs code that came with it.
+
 Refused at export (ConfigError naming the option to change), because no architecture represents them:
 a sigmoid router, QK-norm together with a shared expert, no QK-norm without one, and a non-zero
 auxiliary-loss-free selection bias (it changes which experts a token reaches; Qwen routers have none).
@@ -20,6 +24,7 @@ auxiliary-loss-free selection bias (it changes which experts a token reaches; Qw
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -40,7 +45,9 @@ from tessera.model.checkpoint import (
 )
 from tessera.model.config import ModelConfig
 
-__all__ = ["export_hf", "import_hf", "hf_config", "to_hf_state_dict", "from_hf_state_dict"]
+__all__ = [
+    "export_hf", "import_hf", "hf_config", "to_hf_state_dict", "from_hf_state_dict", "refuse_custom_code",
+]
 
 _ARCHITECTURES = {"qwen3_moe": "Qwen3MoeForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM"}
 _EXPERTS_STACKED = re.compile(r"^(layers\.\d+\.mlp\.experts)\.(gate_up_proj|down_proj)$")
@@ -48,6 +55,29 @@ _EXPERT_SPLIT = re.compile(r"^(layers\.\d+\.mlp\.experts)\.(\d+)\.(gate_proj|up_
 
 
 # ---- config ------------------------------------------------------------------------------------------
+
+_CODE_KEYS = ("auto_map",)
+"""Keys with which a folder asks transformers to import Python files that came with it."""
+
+
+def refuse_custom_code(folder: Path) -> None:
+    """A CheckpointError when `folder`'s config.json or tokenizer_config.json names custom code: tessera's
+    models are plain Qwen-MoE, and code in a downloaded folder must never run on a cluster's login node."""
+    for name in ("config.json", "tokenizer_config.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"{path}: not readable JSON ({err}); re-export the folder") from None
+        keys = [key for key in _CODE_KEYS if isinstance(data, dict) and key in data]
+        if keys:
+            raise CheckpointError(
+                f"{path}: {', '.join(keys)} asks to run Python code shipped in {folder}, which tessera never "
+                "does (trust_remote_code=False); use a folder of a built-in transformers architecture "
+                "(Qwen3-MoE or Qwen2-MoE) without custom code"
+            )
 
 
 def _check_exportable(cfg: ModelConfig, where: str) -> str:
@@ -78,7 +108,8 @@ def _special_token_ids(folder: Path) -> dict[str, int | None]:
         return ids
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    refuse_custom_code(folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     for key in ids:
         ids[key] = getattr(tokenizer, key, None)
     return ids
@@ -299,10 +330,11 @@ def import_hf(hf_dir: str | Path, out_dir: str | Path) -> Path:
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     if not (hf_dir / "config.json").is_file():
         raise CheckpointError(f"{hf_dir}: config.json is missing; not a transformers model folder")
+    refuse_custom_code(hf_dir)
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(hf_dir))
+        config = AutoConfig.from_pretrained(str(hf_dir), trust_remote_code=False)
     except (ValueError, OSError, KeyError) as err:
         raise CheckpointError(f"{hf_dir / 'config.json'}: transformers cannot read it ({err})") from None
     cfg = model_config_from_hf(config, hf_dir)

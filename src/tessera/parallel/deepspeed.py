@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tessera.errors import ConfigError
+from tessera.preflight import accumulation_steps
 from tessera.train.config import StageConfig, TrainConfig
 
 __all__ = ["EngineSpec", "engine_spec", "deepspeed_config", "param_groups", "build_engine"]
@@ -41,19 +41,13 @@ def bf16_is_fast(device: torch.device) -> bool:
 
 
 def engine_spec(cfg: TrainConfig, stage: StageConfig, world_size: int, device: torch.device) -> EngineSpec:
-    per_step = cfg.micro_batch_size * world_size
-    if stage.batch_size % per_step:
-        raise ConfigError(
-            f"train.stages[{stage.name}].batch_size: {stage.batch_size} is not a multiple of "
-            f"train.micro_batch_size ({cfg.micro_batch_size}) x {world_size} ranks = {per_step}; "
-            "change the batch size or the micro batch size"
-        )
+    grad_accum_steps = accumulation_steps(cfg, stage, world_size)  # also checked before any job runs
     # "bf16" asked for explicitly is honoured even on CPU: slow, but allowed (e.g. to test numerics).
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_is_fast(device))
     # ZeRO partitions over the data-parallel ranks; with one rank its flat buffers are pure copying
     # (about 10% of a CPU step on the demo models, see bench/train_step.py).
     zero_stage = 0 if world_size == 1 else cfg.zero_stage
-    return EngineSpec(cfg.micro_batch_size, stage.batch_size // per_step, world_size, bf16, zero_stage)
+    return EngineSpec(cfg.micro_batch_size, grad_accum_steps, world_size, bf16, zero_stage)
 
 
 def deepspeed_config(cfg: TrainConfig, spec: EngineSpec) -> dict[str, Any]:

@@ -9,9 +9,10 @@
       ai_act/schemas/*.schema.json                             their JSON schemas
       MANIFEST.sha256                                          sha256 of every other file (sha256sum -c)
 
-Order: check the declared keys, gather and cross-check the facts, check every source's licence, build and
-validate the documents, and only then export the weights into a temporary folder that replaces
-release/ on success. A failed release leaves the previous one (or none) in place.
+Order: check the declared keys, gather and cross-check the facts, check every source's licence; then, in a
+temporary folder that replaces release/ only on success, export the weights, build the documents (which
+state the exported weights' dtype and sha256) and validate them. A failed release leaves the previous
+one (or none) in place.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tessera.io import atomic_dir, sha256_file, write_json, write_text
 from tessera.layout import RunLayout
 from tessera.model.hf import export_hf, hf_config
 from tessera.release.documents import build_documents, render_markdown
-from tessera.release.facts import Facts, gather_facts
+from tessera.release.facts import Facts, gather_facts, read_exported_weights
 from tessera.release.model_card import DOCUMENTS_DIR, model_card
 from tessera.release.validate import (
     COMMON_SCHEMA,
@@ -70,11 +71,13 @@ def build_release(cfg: RunConfig) -> Path:
     check_categories(cfg.release, facts.manifest)
     check_sources(facts.manifest, cfg.data.allowed_licenses, str(layout.manifest))
     architecture, model_type = _architecture(facts)
-    documents = build_documents(facts, architecture)
-    for kind, document in documents.items():
-        validate_document(document, kind)
     with atomic_dir(layout.release_dir) as tmp:
+        # The documents state the published weights' dtype and sha256: export them first.
         export_hf(facts.checkpoint, tmp, dtype=_DTYPES[cfg.release.dtype])
+        read_exported_weights(facts, tmp)
+        documents = build_documents(facts, architecture)
+        for kind, document in documents.items():
+            validate_document(document, kind)
         docs_dir = tmp / DOCUMENTS_DIR
         for kind, document in documents.items():
             write_json(docs_dir / f"{kind}.json", document)

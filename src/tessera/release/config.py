@@ -53,9 +53,19 @@ class ReleaseConfig:
     limitations: str = ""
     """Known limitations to tell downstream providers, beyond what the evaluation shows."""
     repository: str | None = None
-    """Where the weights are distributed (Hub repository id or URL); null: not yet published."""
+    """Hub repository id (or URL) the model card's loading example names; null: a local path."""
+    publication_url: str | None = None
+    """Where the weights, architecture and documents are publicly available, once they are (Art. 53(2));
+    null: not published, and the open-source exemption does not apply."""
+    monetised: bool | None = None
+    """Whether access to the model is paid for or tied to paid services (Art. 53(2), recital 103); the
+    open-source exemption needs an explicit false. Null: not declared."""
     placed_on_market: str | None = None
-    """Date (YYYY-MM-DD) the model is placed on the Union market; null: the date the release is built."""
+    """Date (YYYY-MM-DD) the model was first made available on the Union market (its publication date);
+    null: not yet placed on the market."""
+    ai_system_types: str = ""
+    """The type and nature of AI systems the model can be integrated into (Annex XII 1(a)); empty: the
+    documents say "provider to declare"."""
     dtype: Literal["checkpoint", "float32", "bfloat16", "float16"] = "checkpoint"
     """Weights dtype of the released safetensors ('checkpoint' keeps the trained dtype)."""
     source_categories: dict[str, str] = field(default_factory=dict)
@@ -92,5 +102,5 @@ class ReleaseConfig:
             except ValueError:
                 raise ConfigError(
                     f"{where}.placed_on_market: {self.placed_on_market!r} is not a date like 2026-03-01 "
-                    "(or null for the day the release is built)"
+                    "(or null: not yet placed on the market)"
                 ) from None

@@ -83,6 +83,11 @@ def _section(title: str, fields: dict[str, dict], keys: list[str]) -> list[str]:
     return [f"## {title}", "", *render_facts([fields[k] for k in keys])]
 
 
+def _per_site(sites: dict[str, Any]) -> list[str]:
+    """The energy per site, on the card only when the run used several sites (else it repeats the totals)."""
+    return render_table(sites) if len(sites["rows"]) > 1 else []
+
+
 def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: str) -> str:
     r = facts.cfg.release
     tech = {k: s["fields"] for k, s in documents["technical_documentation"]["sections"].items()}
@@ -103,7 +108,7 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         f"{format_value(tech['training_process']['tokens']['value'])} tokens of "
         f"{', '.join(facts.manifest['languages'])} text by {r.provider} with tessera. Every figure on this "
         "card and in the documents under `ai_act/` is read from what the training pipeline measured, "
-        "computed or was configured with; each says which.",
+        "computed, estimated or was configured with; each says which.",
         "",
         "## Use",
         "",
@@ -125,7 +130,16 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         *_section(
             "Model",
             model,
-            ["hf_architecture", "total_parameters", "active_parameters", "context_length", "vocab_size"],
+            [
+                "hf_architecture",
+                "total_parameters",
+                "active_parameters",
+                "context_length",
+                "max_context_length",
+                "vocab_size",
+                "weights_dtype",
+                "weights_sha256",
+            ],
         ),
         "## Evaluation",
         "",
@@ -151,6 +165,7 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
                 "systemic_risk_presumed",
             ],
         ),
+        *_per_site(tech["energy_consumption"]["sites"]),
         "## Training data",
         "",
         *render_table(tech["training_data"]["languages"]),

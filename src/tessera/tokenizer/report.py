@@ -12,8 +12,6 @@ import json
 import logging
 from pathlib import Path
 
-from tokenizers import Tokenizer
-
 from tessera.config import RunConfig
 from tessera.data.plan import split_shards
 from tessera.data.shards import read_shard
@@ -21,6 +19,7 @@ from tessera.data.tokenize import require_shard
 from tessera.io import atomic_path, write_csv, write_text
 from tessera.layout import RunLayout
 from tessera.tokenizer.fertility import Encoder, Fertility, measure, parity_ratio, token_counter
+from tessera.tokenizer.files import read_tokenizer
 from tessera.tokenizer.train import TRAINING_RECORD
 
 __all__ = ["write_report", "load_reference", "OURS"]
@@ -55,7 +54,7 @@ def load_reference(name: str, ref: str) -> tuple[Encoder | None, str | None]:
     path = Path(ref)
     if not path.exists():
         return None, f"reference {name} skipped: {path} does not exist (developer machines and CI have it)"
-    return token_counter(Tokenizer.from_file(str(path))), None
+    return token_counter(read_tokenizer(path, f"fix tokenizer.reference.{name} or remove it")), None
 
 
 def _validation_texts(shards: list[Path]) -> list[str]:
@@ -129,7 +128,7 @@ def write_report(cfg: RunConfig) -> Path:
     """Measure every tokenizer on every dataset; write reports/tokenizer.{md,csv,png}."""
     layout = RunLayout(cfg.out_dir)
     notes: list[str] = []
-    ours = Tokenizer.from_file(str(layout.tokenizer_dir / "tokenizer.json"))
+    ours = read_tokenizer(layout.tokenizer_dir / "tokenizer.json", "run `tessera tokenizer train` first")
     counters: dict[str, Encoder] = {OURS: token_counter(ours)}
     for name, ref in cfg.tokenizer.reference.items():
         counter, note = load_reference(name, ref)

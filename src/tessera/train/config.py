@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tessera.errors import ConfigError
+from tessera.names import check_name
+from tessera.train.resume_policy import RESUMABLE_KEYS
 
 __all__ = ["TrainConfig", "StageConfig", "LRSegment"]
 
@@ -58,6 +60,9 @@ class StageConfig:
     """Training tokens in this stage, rounded up to whole steps of batch_size x seq_len tokens."""
     lr: LRSegment = field(default_factory=LRSegment)
     """This stage's learning-rate segment."""
+    resume_changes: list[str] = field(default_factory=list)
+    """Keys (batch_size, seq_len, mixture, lr, steps, tokens) a resume of this stage may find changed
+    from its run state; any other change is refused (see tessera.train.resume_policy)."""
 
     @property
     def tokens_per_step(self) -> int:
@@ -68,12 +73,11 @@ class StageConfig:
         """Optimizer steps of the stage, from `steps` or from `tokens`."""
         if self.steps is not None:
             return self.steps
-        assert self.tokens is not None  # check() guarantees one of them
+        assert self.tokens is not None  # noqa: S101 check() guarantees one of them
         return math.ceil(self.tokens / self.tokens_per_step)
 
     def check(self, where: str) -> None:
-        if not self.name or "/" in self.name:
-            raise ConfigError(f"{where}.name: {self.name!r} must be a non-empty name without '/'")
+        check_name(self.name, f"{where}.name")
         if (self.steps is None) == (self.tokens is None):
             raise ConfigError(f"{where}: give exactly one of steps or tokens (the stage's length)")
         if self.steps is not None and self.steps <= 0:
@@ -86,6 +90,12 @@ class StageConfig:
             )
         if not self.mixture or any(w < 0 for w in self.mixture.values()) or sum(self.mixture.values()) <= 0:
             raise ConfigError(f"{where}.mixture: give non-negative weights per language with a positive sum")
+        unknown = [k for k in self.resume_changes if k not in RESUMABLE_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"{where}.resume_changes: {', '.join(unknown)} cannot be allowed; give some of "
+                f"{', '.join(RESUMABLE_KEYS)} (the model shape never changes in a resume)"
+            )
         decay_steps = self.lr.decay_steps or 0
         if self.lr.warmup_steps + decay_steps > self.num_steps:
             raise ConfigError(
@@ -148,6 +158,12 @@ class TrainConfig:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be positive")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError(f"{where}: grad_clip and weight_decay must be >= 0")
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ConfigError(
+                f"{where}.betas: {list(self.betas)}: AdamW's betas lie in [0, 1), e.g. [0.9, 0.95]"
+            )
+        if self.eps <= 0:
+            raise ConfigError(f"{where}.eps: {self.eps} must be positive, e.g. 1e-8")
         if self.num_threads is not None and self.num_threads <= 0:
             raise ConfigError(f"{where}.num_threads: {self.num_threads} must be positive or null")
         for stage in self.stages:

@@ -31,6 +31,7 @@ from tessera.io import sha256_file, write_text
 from tessera.layout import RunLayout, checkpoint_steps
 from tessera.parallel.dist import all_true, device_for, init_distributed
 from tessera.parallel.env import DistEnv
+from tessera.preflight import check_stage_fits
 from tessera.train.callbacks import (
     Callback,
     EnergyCallback,
@@ -42,8 +43,18 @@ from tessera.train.callbacks import (
     ThroughputCallback,
 )
 from tessera.train.callbacks.loggers import read_metrics
-from tessera.train.checkpoint import RunStateMeta, check_compatible, latest_state, load_state, save_state
+from tessera.train.checkpoint import RunStateMeta, latest_state, load_state, save_state
 from tessera.train.config import StageConfig, TrainConfig
+from tessera.train.history import LayoutSpan, extend_history
+from tessera.train.resume import (
+    check_resume,
+    data_shift,
+    find_source,
+    intact_source,
+    layout_text,
+    num_nodes,
+    take_lock,
+)
 from tessera.train.schedule import lr_at
 
 __all__ = [
@@ -143,7 +154,7 @@ class Segment:
     """One job's share of a stage, up to `until_step`: everything built once, then `train()`."""
 
     def __init__(self, cfg: RunConfig, stage: StageConfig, until_step: int, meter) -> None:
-        from tessera.data.loader import TokenLoader
+        from tessera.data.loader import TokenLoader, stage_seed
         from tessera.model.config import build_model_config, train_flops_per_token
         from tessera.model.transformer import Transformer
         from tessera.parallel.deepspeed import engine_spec
@@ -164,31 +175,42 @@ class Segment:
         self.loader = TokenLoader(
             {lang: self.layout.tokens(lang, "train") for lang, w in stage.mixture.items() if w > 0},
             stage.mixture, stage.seq_len, self.spec.micro_batch_size,
-            seed=cfg.run.seed + 1000 * stage_index,  # each stage draws its own order
+            seed=stage_seed(cfg.run.seed, stage_index),
             rank=self.env.rank, world_size=self.env.world_size, grad_accum_steps=self.spec.grad_accum_steps,
         )
         self.model_cfg = build_model_config(cfg.model, self.loader.vocab_size)
-        if stage.seq_len > self.model_cfg.max_seq_len:
-            raise CheckpointError(
-                f"train.stages[{stage.name}].seq_len: {stage.seq_len} exceeds the model's max_seq_len "
-                f"({self.model_cfg.max_seq_len}); raise model.overrides.max_seq_len or shorten the stage"
-            )
+        check_stage_fits(self.tcfg, stage, self.model_cfg, self.env.world_size)  # as the workflow did
         self.tokenizer_sha256 = sha256_file(tokenizer_file)
         self.meta = RunStateMeta(
             stage=stage.name, step=0, tokens_seen=0, world_size=self.env.world_size,
             expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.spec.zero_stage,
             model=to_dict(self.model_cfg), tokenizer_sha256=self.tokenizer_sha256,
+            stage_config=to_dict(stage), site=cfg.site.name,
+            gpu_type=cfg.site.gpu_type if self.device.type == "cuda" else None, num_nodes=num_nodes(),
         )
+        self.span = LayoutSpan(
+            stage.name, self.meta.site, self.meta.gpu_type, self.meta.num_nodes, self.meta.world_size,
+            self.meta.expert_parallel_size, self.meta.zero_stage, first_step=0, last_step=0,
+        )
+        self.history: list[LayoutSpan] = []
+        self.resume_notes: dict[str, str] = {}
+        """layout_change ("old -> new") and resume_changes for the first step's record after a resume."""
         # Refuse an incompatible resume before the slow part (process group, model, engine).
-        self.source = self._resume_source()
+        self.source = find_source(self.layout, self.tcfg, stage)
         if self.source is not None:
-            check_compatible(*self.source, self.meta)
+            self._check_resume(self.source)
 
         # DeepSpeed's import alone takes seconds: only once the resume is known to be possible.
         from tessera.parallel.deepspeed import build_engine
         from tessera.parallel.expert_parallel import apply_expert_parallel
 
         self.env, self.device = init_distributed(self.env)
+        self.lock, notes = take_lock(self.state_dir, self.env.is_main, self.device)
+        try:
+            self._use_intact_source(notes)
+        except BaseException:
+            self.release()
+            raise
         # Same seed on every rank: identical initial weights, and each EP rank keeps its slice of them.
         torch.manual_seed(cfg.run.seed)
         model = Transformer(self.model_cfg)
@@ -201,6 +223,20 @@ class Segment:
         if self.spec.zero_stage != self.tcfg.zero_stage:
             self._say(f"one rank: ZeRO stage {self.tcfg.zero_stage} has nothing to shard, running stage 0")
         self.callbacks = self._callbacks(cfg, meter, train_flops_per_token(self.model_cfg, stage.seq_len))
+
+    def _use_intact_source(self, notes: list[str]) -> None:
+        if self.source is not None:
+            self.source, note = intact_source(self.source, self.stage.name)
+            if note is not None:  # fell back to an older state: its recipe is checked again
+                notes.append(note)
+                self._check_resume(self.source)
+        for note in notes:
+            self._say(note)
+
+    def release(self) -> None:
+        """Give up the stage lock (rank 0 holds it)."""
+        if self.env.is_main:
+            self.lock.release()
 
     def _sum_over_ranks(self, values: list[float]) -> list[float]:
         summed = torch.tensor(values, dtype=torch.float64, device=self.device)
@@ -225,22 +261,15 @@ class Segment:
 
     # --- restore ------------------------------------------------------------------------------------
 
-    def _resume_source(self) -> tuple[Path, RunStateMeta] | None:
-        """This stage's latest run state; else the previous stage's final one; None for a fresh start."""
-        found = latest_state(self.state_dir)
-        if found is not None:
-            return found
-        previous = self.tcfg.previous_stage(self.stage.name)
-        if previous is None:
-            return None
-        found = latest_state(self.layout.state_dir(previous.name))
-        if found is None or found[1].step != previous.num_steps:
-            at = f"step {found[1].step}" if found else "no run state"
-            raise CheckpointError(
-                f"{self.layout.state_dir(previous.name)}: stage {previous.name} is not finished ({at} of "
-                f"{previous.num_steps}); train it first (its last checkpoint is this stage's input)"
-            )
-        return found
+    def _check_resume(self, source: tuple[Path, RunStateMeta]) -> None:
+        """Refuse what may not change; note what may (before the engine is built)."""
+        changes = check_resume(source, self.meta, self.stage)
+        directory, saved = source
+        if saved.stage == self.stage.name:
+            self.meta.data_shift = data_shift(directory, saved, self.stage.batch_size)
+        self.span.resume_changes = sorted(changes)
+        for key, (old, new) in sorted(changes.items()):
+            self._say(f"resume_changes: {key} changes from {old!r} to {new!r} (allowed by the stage config)")
 
     def restore(self) -> None:
         """Load the resume source into the engine: continue this stage, or begin it from the last one."""
@@ -250,9 +279,17 @@ class Segment:
         directory, saved = self.source
         load_state(directory, saved, self.engine)
         self.meta.tokens_seen = saved.tokens_seen
+        self.history = [LayoutSpan.from_dict(h) for h in saved.history]
         if saved.stage == self.stage.name:
             self.meta.step, self.meta.nonfinite_in_a_row = saved.step, saved.nonfinite_in_a_row
+            self.meta.samples_seen = saved.samples_seen  # data_shift: set by _check_resume
             self._say(f"resumed {self.stage.name} at step {saved.step} from {directory}")
+            before, after = layout_text(saved), layout_text(self.meta)
+            if before != after:
+                self.resume_notes["layout_change"] = f"{before} -> {after}"
+                self._say(f"new parallel layout: {before} -> {after}")
+            if self.span.resume_changes:
+                self.resume_notes["resume_changes"] = ",".join(self.span.resume_changes)
         else:
             # Weights and optimizer moments carry over; step, schedule and data order are the new stage's.
             self._say(f"{self.stage.name}: starting from {saved.stage}'s final state {directory}")
@@ -294,6 +331,10 @@ class Segment:
         """Train step `step` (0-based) and run the callbacks on its record; no saving."""
         record = self._train_step(step)
         self.meta.step = record.step
+        self.history = extend_history(self.history, self.span, record.step)
+        self.meta.history = [span.to_dict() for span in self.history]
+        if self.env.is_main:
+            self.lock.heartbeat()
         for callback in self.callbacks:
             callback.on_step_end(record)
         self._guard_nonfinite(record)
@@ -302,18 +343,25 @@ class Segment:
     def _train_step(self, step: int) -> StepRecord:
         t0 = time.perf_counter()
         lr = lr_at(self.stage.lr, step, self.num_steps)
-        batches = (self.loader.batch(step, micro) for micro in range(self.spec.grad_accum_steps))
+        at = step + self.meta.data_shift
+        batches = (self.loader.batch(at, micro) for micro in range(self.spec.grad_accum_steps))
         result = train_step(self.engine, batches, lr, self.device)
+        layout = {"world_size": self.meta.world_size, "expert_parallel_size": self.meta.expert_parallel_size,
+                  "zero_stage": self.meta.zero_stage}
+        layout.update(self.resume_notes)  # the first step after a resume: what changed
+        self.resume_notes = {}
         if self.balancing_routers:
             self._update_router_biases(result.applied)
         self.meta.nonfinite_in_a_row = self.meta.nonfinite_in_a_row + 1 if result.nonfinite else 0
         self.meta.tokens_seen += self.stage.tokens_per_step
+        self.meta.samples_seen += self.stage.batch_size
         return StepRecord(
             stage=self.stage.name, step=step + 1, num_steps=self.num_steps, tokens_seen=self.meta.tokens_seen,
             step_tokens=self.stage.tokens_per_step, step_time_s=time.perf_counter() - t0,
             metrics={"loss": result.loss, "aux_loss": result.aux_loss, "lr": lr,
                      "grad_norm": result.grad_norm,
-                     "skipped": not result.applied, "nonfinite_steps": self.meta.nonfinite_in_a_row},
+                     "skipped": not result.applied, "nonfinite_steps": self.meta.nonfinite_in_a_row,
+                     **layout},
             moe_stats=result.moe_stats,
         )
 
@@ -347,7 +395,8 @@ class Segment:
             f"had a non-finite loss and were skipped (train.max_nonfinite_steps = "
             f"{self.tcfg.max_nonfinite_steps}). Last good checkpoint: {last_good}; last run state: "
             f"{found[0] if found else 'none'}. Lower the learning rate or inspect the data of these steps, "
-            f"then delete {self.state_dir / 'latest'} past the bad point to resume"
+            f"then delete the run states saved after the bad point ({self.state_dir}/step-*): the stage "
+            "resumes from the newest one left (none left: from step 1)"
         )
 
     # --- publish ------------------------------------------------------------------------------------
@@ -367,7 +416,8 @@ class Segment:
             save_checkpoint(out, plain, {
                 "stage": self.stage.name, "step": step, "tokens_seen": self.meta.tokens_seen,
                 "stage_steps": self.num_steps, "run": self.cfg.run.name,
-                "tokenizer_sha256": self.tokenizer_sha256,
+                "tokenizer_sha256": self.tokenizer_sha256, "site": self.meta.site,
+                "history": [span.to_dict() for span in self.history],
             }, tokenizer_dir=self.layout.tokenizer_dir)
             earlier = [s for s in checkpoint_steps(self.num_steps, self.tcfg.checkpoint_every) if s < step]
             first = earlier[-1] if earlier else 0
@@ -395,5 +445,8 @@ def run_stage(cfg: RunConfig, stage: str, until_step: int | None = None, meter=N
     if not 1 <= until <= spec.num_steps:
         raise CheckpointError(f"--until-step {until}: stage {stage} has steps 1..{spec.num_steps}")
     segment = Segment(cfg, spec, until, meter)
-    segment.restore()
-    return segment.train()
+    try:
+        segment.restore()
+        return segment.train()
+    finally:
+        segment.release()
