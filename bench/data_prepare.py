@@ -1,12 +1,13 @@
-"""Throughput of the data stage on the demo corpus, and where its time goes.
+"""Throughput of the data stage on the demo corpus in one process, and where its time goes.
 
     python bench/data_prepare.py [--config config.yaml] [--max-documents N] [--rounds 3] [--workers 1,2]
 
-Runs `prepare_into` (the whole stage: read, clean-up, filters, dedup, split, compressed shards, manifest)
-into a temporary folder, `--rounds` times for each worker count (interleaved, in one process), and reports
-the median run per worker count: documents/s, MB/s of input text, speed-up; then the seconds and share of
-each step. The first run also pays for hashing the 218 MB bible.db (cached afterwards, as in a long run).
-Records the tables in bench/RESULTS.md (section data_prepare).
+Runs `prepare_into` (every stage of tessera.data.scatter: filter shards, dedup pairs and removals, write
+shards, manifest) into a temporary folder, `--rounds` times for each worker count (interleaved, in one
+process), and reports the median run per worker count: documents/s, MB/s of input text, speed-up, and
+seconds per stage; then the seconds and share of each per-document step (DocumentFilter's own clock, one
+pass over every source). Records the tables in bench/RESULTS.md (section data_prepare). The scattered
+stage at scale, through Snakemake: bench/data_scale.py.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import machine, update_section  # noqa: E402
 
 from tessera.config import load  # noqa: E402
+from tessera.data.document_filter import DocumentFilter  # noqa: E402
 from tessera.data.prepare import prepare_into  # noqa: E402
+from tessera.data.sources import read_documents  # noqa: E402
+from tessera.layout import RunLayout  # noqa: E402
 
-# Steps in pipeline order (tessera.data.prepare), with what each covers.
+# Per-document steps in pipeline order (tessera.data.document_filter), with what each covers.
 STEPS = {
-    "hash_inputs": "sha256 of input files (cached per process after the first run)",
-    "read": "SQLite query / file reads, verses joined into chapters",
     "nfc": "Unicode NFC",
     "control_chars": "control/zero-width characters, line ends",
     "gutenberg": "Project Gutenberg header/footer",
@@ -36,9 +38,20 @@ STEPS = {
     "pii": "e-mail, phone, IBAN, codice fiscale redaction",
     "dedup_exact": "sha256 of the text",
     "minhash": "word n-gram hashes and MinHash signature (128 permutations)",
-    "dedup_decide": "exact-digest lookup, LSH query/insert, Jaccard check",
-    "write": "split hash, JSON, zstd compression",
 }
+STAGES = ("filter", "pairs", "removals", "write", "manifest")
+
+
+def step_seconds(cfg) -> dict[str, float]:
+    """Seconds per per-document step over every source, in this process."""
+    document_filter = DocumentFilter(cfg.data.filters)
+    seconds: dict[str, float] = {}
+    for source in cfg.data.sources:
+        for document in read_documents(cfg, source):
+            for step, value in document_filter(document, source.language).seconds.items():
+                seconds[step] = seconds.get(step, 0.0) + value
+    return seconds
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -62,16 +75,16 @@ def main() -> None:
         for i in range(args.rounds):
             for workers in worker_counts:
                 start = time.perf_counter()
-                result = prepare_into(cfg, Path(tmp) / f"round{i}-w{workers}", workers)
+                result = prepare_into(cfg, RunLayout(Path(tmp) / f"round{i}-w{workers}"), workers)
                 runs[workers].append((time.perf_counter() - start, dict(result.seconds),
                                       result.manifest["totals"]))
 
     def median_run(workers: int) -> tuple[float, dict[str, float], dict]:
         return sorted(runs[workers], key=lambda r: r[0])[len(runs[workers]) // 2]
 
-    base_s, seconds, totals = median_run(worker_counts[0])
+    base_s, _, totals = median_run(worker_counts[0])
     lines = [
-        "## Data stage (tessera data prepare) on the demo corpus",
+        "## Data stage in one process (tessera data prepare) on the demo corpus",
         "",
         machine(),
         "",
@@ -80,17 +93,20 @@ def main() -> None:
         f"Median wall time of {args.rounds} rounds in one process, worker counts interleaved; a pool of "
         "worker processes is started (spawn) per run and its start-up is included.",
         "",
-        "| workers | seconds per run | documents/s | MB/s | speed-up vs first |",
-        "|---|---|---|---|---|",
+        "| workers | seconds per run | documents/s | MB/s | speed-up vs first | "
+        + " | ".join(f"{stage} s" for stage in STAGES) + " |",
+        "|---|---|---|---|---|" + "---|" * len(STAGES),
     ]
     for workers in worker_counts:
-        wall = median_run(workers)[0]
+        wall, stage_seconds, _ = median_run(workers)
         lines.append(f"| {workers} | {wall:.2f} | {totals['documents_in'] / wall:.0f} | "
-                     f"{totals['bytes_in'] / 1e6 / wall:.2f} | {base_s / wall:.2f} |")
+                     f"{totals['bytes_in'] / 1e6 / wall:.2f} | {base_s / wall:.2f} | "
+                     + " | ".join(f"{stage_seconds.get(stage, 0):.2f}" for stage in STAGES) + " |")
+    seconds = step_seconds(cfg)
     step_total = sum(seconds.values())
     lines += [
         "",
-        f"Time per step with {worker_counts[0]} worker(s) (median run; seconds summed over documents):",
+        "Time per per-document step (one pass in this process; seconds summed over documents):",
         "",
         "| step | what | seconds | share |",
         "|---|---|---|---|",

@@ -138,22 +138,25 @@ def main() -> None:
         tokenizer = fit_bpe(iter(sample), cfg.tokenizer.vocab_size, cfg.tokenizer.special_tokens)
         save_tokenizer(tokenizer, layout.tokenizer_dir, cfg.tokenizer, record={})
 
-        # Memory first, while the process holds nothing else.
-        memory_bytes = write_shard(layout.shard("ita", "train"), docs, args.memory_mb)
-        quarters, memory_seconds = peak_memory_by_quarter(
-            lambda: tokenize_module.tokenize_split(cfg, "ita", "train")
-        )
-        memory_tokens = open_token_file(layout.tokens("ita", "train")).num_tokens
-        for suffix in (".bin", ".idx"):  # free the disk before the next shard
-            (layout.tokens("ita", "train").parent / f"train{suffix}").unlink()
+        def tokenize(split: str) -> None:  # one split of one shard, as the tokenize job encodes it
+            loaded, meta = tokenize_module.load_tokenizer(cfg, layout)
+            shard, stem = layout.shard("ita", split, 0), layout.token_shard("ita", split, 0)
+            tokenize_module.encode_file(loaded, shard, stem, {**meta, "language": "ita", "split": split})
 
-        text_bytes = write_shard(layout.shard("ita", "validation"), docs, args.mb)
+        # Memory first, while the process holds nothing else.
+        memory_bytes = write_shard(layout.shard("ita", "train", 0), docs, args.memory_mb)
+        quarters, memory_seconds = peak_memory_by_quarter(lambda: tokenize("train"))
+        memory_tokens = open_token_file(layout.token_shard("ita", "train", 0)).num_tokens
+        for suffix in (".bin", ".idx"):  # free the disk before the next shard
+            Path(f"{layout.token_shard('ita', 'train', 0)}{suffix}").unlink()
+
+        text_bytes = write_shard(layout.shard("ita", "validation", 0), docs, args.mb)
         from tessera.data.shards import read_shard
 
-        texts = [d["text"] for d in read_shard(layout.shard("ita", "validation"))]
+        texts = [d["text"] for d in read_shard(layout.shard("ita", "validation", 0))]
         batches = list(tokenize_module._batches(texts, tokenize_module.BATCH_BYTES))
         modes = {
-            "tessera tokenize (pipeline)": lambda: tokenize_module.tokenize_split(cfg, "ita", "validation"),
+            "tessera tokenize (pipeline)": lambda: tokenize("validation"),
             "bare encode_batch loop": lambda: [
                 tokenizer.encode_batch(b, add_special_tokens=False) for b in batches
             ],
@@ -167,7 +170,7 @@ def main() -> None:
                 start = time.perf_counter()
                 run()
                 seconds[mode].append(time.perf_counter() - start)
-        meta = json.loads((layout.tokens("ita", "validation").parent / "validation.json").read_text())
+        meta = json.loads(Path(f"{layout.token_shard('ita', 'validation', 0)}.json").read_text())
 
     mb = text_bytes / 1e6
     best = {m: mb / min(s) for m, s in seconds.items()}

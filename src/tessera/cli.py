@@ -16,7 +16,6 @@ from pathlib import Path
 
 from tessera.config import RunConfig, load
 from tessera.errors import ConfigError, PreemptedError, TesseraError
-from tessera.layout import SPLITS
 
 __all__ = ["main", "EXIT_PREEMPTED"]
 
@@ -34,7 +33,20 @@ def _parser() -> argparse.ArgumentParser:
 
     data = verbs.add_parser("data", help="data stage").add_subparsers(dest="action", required=True)
     prepare = data.add_parser("prepare", help="sources -> filtered, deduplicated, split shards + manifest")
-    prepare.add_argument("--workers", type=int, default=1, help="processes for the per-document filters")
+    prepare.add_argument("--workers", type=int, default=1, help="processes for the shards and band groups")
+    # The same stages one job at a time (workflow/rules/data.smk; tessera.data.scatter).
+    shard = data.add_parser("shard", help="per-document filters and dedup keys of one prepare shard")
+    shard.add_argument("--language", required=True)
+    shard.add_argument("--part", type=int, required=True)
+    pairs = data.add_parser("pairs", help="confirmed duplicate pairs of one group of LSH bands")
+    pairs.add_argument("--language", required=True)
+    pairs.add_argument("--group", type=int, required=True)
+    removals = data.add_parser("removals", help="duplicate clusters -> the language's removal list")
+    removals.add_argument("--language", required=True)
+    write = data.add_parser("write", help="one shard's documents minus removals -> split shards")
+    write.add_argument("--language", required=True)
+    write.add_argument("--part", type=int, required=True)
+    data.add_parser("manifest", help="merge every shard's counts into data/manifest.json")
     fetch = data.add_parser("fetch", help="download one hub source into the cache (login node)")
     fetch.add_argument("--source", required=True)
 
@@ -42,9 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_parser("train", help="fit the BPE tokenizer on the training split")
     tok.add_parser("report", help="fertility report against reference tokenizers")
 
-    tokenize = verbs.add_parser("tokenize", help="encode one language/split into token files")
+    tokenize = verbs.add_parser("tokenize", help="encode one prepare shard, or index a language's shards")
     tokenize.add_argument("--language", required=True)
-    tokenize.add_argument("--split", required=True)
+    what = tokenize.add_mutually_exclusive_group(required=True)
+    what.add_argument("--part", type=int, help="the prepare shard whose splits to encode")
+    what.add_argument("--index", action="store_true", help="index the language's token shards per split")
     tokenize.add_argument("--threads", type=int, help="cores to encode with (default: the CPU affinity)")
 
     train = verbs.add_parser("train", help="train one stage up to a step (resumes from its run state)")
@@ -97,6 +111,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_data_stage(args: argparse.Namespace, cfg: RunConfig) -> None:
+    """One job of the scattered data stage (tessera.data.scatter), on the run's layout."""
+    from tessera.data import scatter
+    from tessera.data.plan import find_shard
+    from tessera.layout import RunLayout
+
+    _check_language(args, cfg)
+    layout = RunLayout(cfg.out_dir)
+    if args.action == "shard":
+        scatter.filter_shard(cfg, find_shard(cfg, args.language, args.part), layout)
+    elif args.action == "pairs":
+        scatter.find_pairs(cfg, args.language, args.group, layout)
+    elif args.action == "removals":
+        scatter.find_removals(cfg, args.language, layout)
+    elif args.action == "write":
+        scatter.write_shard(cfg, find_shard(cfg, args.language, args.part), layout)
+    else:
+        from tessera.data.prepare import print_summary
+
+        print_summary(cfg, scatter.write_manifest(cfg, layout), layout.data_dir)
+
+
 def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     """Dispatch to one function; imports are local so that each verb pays only for what it uses."""
     verb, action = args.verb, getattr(args, "action", None)
@@ -104,8 +140,10 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         from tessera.data.prepare import prepare_data
 
         prepare_data(cfg, workers=max(1, args.workers))
+    elif verb == "data" and action in ("shard", "pairs", "removals", "write", "manifest"):
+        _run_data_stage(args, cfg)
     elif verb == "data" and action == "fetch":
-        from tessera.data.sources import fetch_source
+        from tessera.data.fetch import fetch_source
 
         fetch_source(cfg, args.source)
     elif verb == "tokenizer" and action == "train":
@@ -117,11 +155,13 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
 
         write_report(cfg)
     elif verb == "tokenize":
-        from tessera.data.tokenize import tokenize_split
+        from tessera.data.tokenize import index_tokens, tokenize_shard
 
-        _check_choice("--language", args.language, cfg.data.languages, "data.sources[].language")
-        _check_choice("--split", args.split, SPLITS, "tessera.layout.SPLITS")
-        tokenize_split(cfg, args.language, args.split, num_threads=args.threads)
+        _check_language(args, cfg)
+        if args.index:
+            index_tokens(cfg, args.language)
+        else:
+            tokenize_shard(cfg, args.language, args.part, num_threads=args.threads)
     elif verb == "train":
         from tessera.train.trainer import run_stage
 
@@ -208,6 +248,11 @@ def _check_choice(option: str, value: str, allowed, where: str) -> None:
     """A path-forming argument must be one the config declares (it becomes a folder name)."""
     if value not in allowed:
         raise ConfigError(f"{option} {value!r}: not one of {', '.join(allowed)} (from {where})")
+
+
+def _check_language(args: argparse.Namespace, cfg: RunConfig) -> None:
+    if getattr(args, "language", None) is not None:
+        _check_choice("--language", args.language, cfg.data.languages, "data.sources[].language")
 
 
 def _check_new_folder(option: str, path: Path) -> None:

@@ -1,9 +1,12 @@
 """Where every artefact of a run lives: the one map shared by the Snakefile and the `tessera` verbs.
 
     results/<run>/
-      data/<lang>/<split>.jsonl.zst, data/manifest.json
+      data/<lang>/<split>/<part>.jsonl.zst, data/manifest.json   one file per prepare shard and split
+      data-work/<lang>/<part>/        a shard's filtered candidates and dedup keys (see tessera.data.scatter)
+      data-work/<lang>/pairs-<g>.npy, removed.npy    duplicate pairs per band group, the removal list
       tokenizer/tokenizer.json, tokenizer_config.json
-      tokens/<lang>/<split>.bin|.idx|.json
+      tokens/<lang>/<split>.json      index of the split's token shards (the loader's stem)
+      tokens/<lang>/<split>/<part>.bin|.idx|.json    one token file set per shard
       train/<stage>/step-<NNNNNN>/    published checkpoints (safetensors, tessera.json, tokenizer, metrics)
       state/<stage>/                  resumable engine state: not a Snakemake output, survives failed jobs
       eval/<stage>/step-<NNNNNN>.json
@@ -50,6 +53,11 @@ def checkpoint_steps(stage_steps: int, every: int) -> list[int]:
     return steps + [stage_steps]
 
 
+def _number(value: int | str, digits: int) -> str:
+    """A shard or group number zero-padded; a string (a Snakemake wildcard such as "{part}") as it is."""
+    return value if isinstance(value, str) else f"{value:0{digits}d}"
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """Paths of one run's artefacts, all under `root` (= `<results_dir>/<run name>`)."""
@@ -60,8 +68,29 @@ class RunLayout:
     def data_dir(self) -> Path:
         return self.root / "data"
 
-    def shard(self, lang: str, split: str) -> Path:
-        return self.data_dir / lang / f"{split}.jsonl.zst"
+    def shard(self, lang: str, split: str, part: int | str) -> Path:
+        """Documents of one split from prepare shard `part` of the language (0-based, in plan order)."""
+        return self.data_dir / lang / split / f"{_number(part, 5)}.jsonl.zst"
+
+    @property
+    def data_work_dir(self) -> Path:
+        return self.root / "data-work"
+
+    def shard_work(self, lang: str, part: int | str) -> Path:
+        """A prepare shard's intermediate files: candidates, signatures, dedup keys, counts."""
+        return self.data_work_dir / lang / _number(part, 5)
+
+    def dedup_pairs(self, lang: str, group: int | str) -> Path:
+        """Duplicate pairs found in one group of LSH bands (and exact digests) of a language."""
+        return self.data_work_dir / lang / f"pairs-{_number(group, 3)}.npy"
+
+    def dedup_removed(self, lang: str) -> Path:
+        """The language's removal list: (document number, reason), sorted by document number."""
+        return self.data_work_dir / lang / "removed.npy"
+
+    def shard_counts(self, lang: str, part: int | str) -> Path:
+        """What the write step of shard `part` kept, per split, and what dedup removed."""
+        return self.data_work_dir / lang / f"{_number(part, 5)}-written.json"
 
     @property
     def manifest(self) -> Path:
@@ -72,12 +101,21 @@ class RunLayout:
         return self.root / "tokenizer"
 
     def tokens(self, lang: str, split: str) -> Path:
-        """Stem of a token file set: `.bin` (tokens), `.idx` (document offsets), `.json` (metadata)."""
+        """Stem the loader opens: `<stem>.json` indexes the split's token shards (or, written by hand,
+        describes a single `.bin`/`.idx` set; see tessera.data.tokens)."""
         return self.root / "tokens" / lang / split
 
-    def token_file(self, lang: str, split: str, suffix: str) -> Path:
-        """One file of a token file set; `suffix` is one of TOKEN_SUFFIXES."""
-        return self.tokens(lang, split).with_suffix(suffix)
+    def token_index(self, lang: str, split: str) -> Path:
+        """The split's token index (`tokens(lang, split)` + .json): the file that says it is complete."""
+        return self.root / "tokens" / lang / f"{split}.json"
+
+    def token_shard(self, lang: str, split: str, part: int | str) -> Path:
+        """Stem of one shard's token file set: `.bin` (tokens), `.idx` (document offsets), `.json`."""
+        return self.root / "tokens" / lang / split / _number(part, 5)
+
+    def token_file(self, lang: str, split: str, part: int | str, suffix: str) -> Path:
+        """One file of a shard's token file set; `suffix` is one of TOKEN_SUFFIXES."""
+        return self.token_shard(lang, split, part).with_suffix(suffix)
 
     def checkpoint(self, stage: str, step: int | str) -> Path:
         """A published checkpoint; `step` an int, or a Snakemake pattern ("{step}") in rules."""

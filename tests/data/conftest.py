@@ -10,6 +10,8 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -65,3 +67,30 @@ def make_config(tmp_path: Path, demo_raw: dict) -> Callable[..., RunConfig]:
         return from_mapping(raw)
 
     return build
+
+
+def _write_fineweb_parquet(path: Path, texts: list[str], lang_script: str, rows_per_group: int = 16) -> None:
+    """`texts` as a parquet file in FineWeb-2's schema (its columns and types; tessera reads text and id)."""
+    n = len(texts)
+    language, script = lang_script.split("_")
+    table = pa.table({
+        "text": texts,
+        "id": [f"<urn:uuid:{lang_script}-{i:08d}>" for i in range(n)],
+        "dump": ["CC-MAIN-2024-10"] * n,
+        "url": [f"https://example.org/{lang_script}/{i}" for i in range(n)],
+        "date": ["2024-02-21T00:00:00Z"] * n,
+        "file_path": ["s3://commoncrawl/crawl-data/CC-MAIN-2024-10/segments/x/warc/y.warc.gz"] * n,
+        "language": [language] * n,
+        "language_score": pa.array([0.99] * n, type=pa.float64()),
+        "language_script": [script] * n,
+        "minhash_cluster_size": pa.array([1] * n, type=pa.int64()),
+        "top_langs": [f'{{"{lang_script}_score": 0.99}}'] * n,
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=rows_per_group)
+
+
+@pytest.fixture(scope="session")
+def write_fineweb_parquet() -> Callable[..., None]:
+    """write_fineweb_parquet(path, texts, "ita_Latn", rows_per_group=16): a file in FineWeb-2's schema."""
+    return _write_fineweb_parquet

@@ -1,9 +1,21 @@
-"""Exact and MinHash/LSH near-duplicate detection (tessera.data.dedup)."""
+"""Exact and MinHash/LSH near-duplicate detection as array operations (tessera.data.dedup)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from tessera.data.config import FilterConfig
-from tessera.data.dedup import Deduplicator, Sketcher, shingle_hashes
+from tessera.data.dedup import (
+    EXACT,
+    NEAR,
+    Sketcher,
+    band_keys,
+    candidate_pairs,
+    cluster_removals,
+    jaccard_rows,
+    lsh_shape,
+    shingle_hashes,
+)
 
 PARAGRAPH = ("Quel ramo del lago di Como, che volge a mezzogiorno, tra due catene non interrotte di "
              "monti, tutto "
@@ -24,27 +36,51 @@ OTHER = ("Habe nun, ach! Philosophie, Juristerei und Medizin, und leider auch Th
 SKETCHER = Sketcher(FilterConfig())
 
 
-def test_exact_duplicate_detected_once_seen():
-    dedup = Deduplicator(FilterConfig())
-    assert not dedup.is_exact_duplicate(SKETCHER.digest(PARAGRAPH))
-    assert dedup.is_exact_duplicate(SKETCHER.digest(PARAGRAPH))
-    assert not dedup.is_exact_duplicate(SKETCHER.digest(OTHER))
+def _near_pairs(texts: list[str]) -> list[tuple[int, int]]:
+    """Pairs (i, j) of texts whose LSH bands collide and whose signatures agree above the threshold."""
+    cfg = FilterConfig()
+    signatures = np.array([SKETCHER.signature(t) for t in texts], dtype=np.uint32)
+    bands, rows = lsh_shape(cfg)
+    found = set()
+    for keys in band_keys(signatures, bands, rows):
+        first, other = candidate_pairs(keys, np.arange(len(texts), dtype=np.uint64))
+        similarity = jaccard_rows(signatures[first.astype(int)], signatures[other.astype(int)])
+        keep = similarity >= cfg.near_dup_threshold
+        found |= set(zip(first[keep].tolist(), other[keep].tolist(), strict=True))
+    return sorted(found)
 
 
 def test_near_duplicate_with_one_word_changed():
-    dedup = Deduplicator(FilterConfig())
-    assert not dedup.is_near_duplicate(SKETCHER.signature(PARAGRAPH))
     edited = PARAGRAPH.replace("mezzogiorno", "settentrione")
     assert edited != PARAGRAPH
-    assert dedup.is_near_duplicate(SKETCHER.signature(edited))
-    assert not dedup.is_near_duplicate(SKETCHER.signature(OTHER))
+    assert _near_pairs([PARAGRAPH, OTHER, edited]) == [(0, 2)]
 
 
-def test_disabled_filters_flag_nothing():
-    dedup = Deduplicator(FilterConfig(dedup_exact=False, dedup_near=False))
-    for _ in range(2):
-        assert not dedup.is_exact_duplicate(SKETCHER.digest(PARAGRAPH))
-        assert not dedup.is_near_duplicate(SKETCHER.signature(PARAGRAPH))
+def test_exact_digests_differ_for_different_text():
+    assert SKETCHER.digest(PARAGRAPH) == SKETCHER.digest(PARAGRAPH) != SKETCHER.digest(OTHER)
+
+
+def test_lsh_shape_fits_the_permutations():
+    bands, rows = lsh_shape(FilterConfig())
+    assert bands * rows <= 128 and bands > 1
+
+
+def test_buckets_pair_every_member_with_the_first():
+    keys = np.array([7, 3, 7, 7, 5], dtype=np.uint64)
+    docs = np.array([40, 10, 20, 30, 50], dtype=np.uint64)
+    first, other = candidate_pairs(keys, docs)
+    assert list(zip(first.tolist(), other.tolist(), strict=True)) == [(20, 30), (20, 40)]
+
+
+def test_clusters_keep_their_smallest_document():
+    # 1-2 exact, 2-3 near, 3-4 near: one cluster whose first is 1; 8-9 another, 9 an exact copy.
+    first = np.array([1, 2, 3, 8], dtype=np.uint64)
+    other = np.array([2, 3, 4, 9], dtype=np.uint64)
+    kind = np.array([EXACT, NEAR, NEAR, EXACT], dtype=np.uint8)
+    removed, reason = cluster_removals(first, other, kind)
+    assert removed.tolist() == [2, 3, 4, 9]
+    assert reason.tolist() == [EXACT, NEAR, NEAR, EXACT]
+    assert cluster_removals(first[:0], other[:0], kind[:0])[0].size == 0
 
 
 def test_signatures_are_deterministic():

@@ -179,6 +179,29 @@ def test_rows_are_packed_slices_of_the_token_files(stems):
         assert targets_BT[row].tolist() == expected[1:].tolist()
 
 
+def test_a_language_in_many_shards_reads_as_one_stream(tmp_path: Path):
+    """An index over a split's token shards gives the batches of one file holding the same documents:
+    windows that cross a shard boundary are joined, and resume stays a function of the step."""
+    from tessera.data.tokens import write_token_index
+
+    rng = np.random.default_rng(3)
+    docs = {lang: [list(rng.integers(base, base + 250, size=int(rng.integers(5, 60)))) for _ in range(90)]
+            for base, lang in ((100, "ita"), (400, "eng"))}
+    whole = {lang: _write(tmp_path / "whole" / lang / "train", d, lang) for lang, d in docs.items()}
+    sharded = {}
+    for lang, d in docs.items():
+        cuts = [0, 7, 8, 50, 90]  # one shard holds a single document, so windows span three shards
+        parts = [_write(tmp_path / "sharded" / lang / "train" / f"{i:05d}", d[a:b], lang)
+                 for i, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False))]
+        sharded[lang] = tmp_path / "sharded" / lang / "train"
+        write_token_index(sharded[lang], parts)
+    one, many = _loader(whole, world_size=2, rank=1), _loader(sharded, world_size=2, rank=1)
+    assert many.num_windows == one.num_windows
+    for step in (0, 1, 17, 400):
+        assert torch.equal(one.batch(step)[0], many.batch(step)[0])
+        assert torch.equal(one.batch(step)[1], many.batch(step)[1])
+
+
 def test_sequences_per_language_replays_what_the_ranks_draw(stems):
     # The release reports tokens per language from this replay, without token files: it must count exactly
     # the languages of the rows every rank's batches hold, over a partial last block too.

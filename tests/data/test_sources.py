@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tessera.data.fetch import fetch_source
 from tessera.data.sources import (
     cache_dir,
     cache_root,
-    fetch_source,
     input_files,
     read_documents,
     resolve_path,
@@ -81,7 +81,7 @@ def test_hf_kind_fetches_a_saved_dataset_into_the_cache_then_reads_offline(make_
     docs = list(read_documents(cfg, source))
     assert [(d.key, d.text) for d in docs] == [("x1", ITALIAN), ("x2", ITALIAN + " Ancora.")]
     assert input_files(cfg, source)  # cache files are hashed into the manifest
-    with pytest.raises(ConfigError, match="only kind hf is fetched"):
+    with pytest.raises(ConfigError, match="only kind hf and sources with a download are fetched"):
         cfg2 = make_config([bible_source("bible_ita", "d", "ita")])
         fetch_source(cfg2, "bible_ita")
 
@@ -163,3 +163,29 @@ def test_sqlite_query_without_doc_and_text_columns(make_config, bible_source):
     cfg = make_config([source])
     with pytest.raises(DataError, match="source bible_ita: query must return columns named doc and text"):
         list(read_documents(cfg, cfg.data.sources[0]))
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet", "text"])
+def test_slices_cut_a_source_into_contiguous_parts(make_config, tmp_path, kind):
+    from tessera.data.sources import count_documents, read_slice
+
+    texts = [f"{ITALIAN} Documento {i}." for i in range(11)]
+    if kind == "jsonl":
+        lines = [json.dumps({"text": t}) + ("\n\n" if i == 4 else "\n") for i, t in enumerate(texts)]
+        (tmp_path / "d.jsonl").write_text("".join(lines))
+        source = _record("ita", "jsonl", path=str(tmp_path / "d.jsonl"))
+    elif kind == "parquet":
+        pq.write_table(pa.Table.from_pylist([{"text": t} for t in texts]), tmp_path / "d.parquet",
+                       row_group_size=3)
+        source = _record("ita", "parquet", path=str(tmp_path / "d.parquet"))
+    else:
+        for i, t in enumerate(texts):
+            (tmp_path / f"{i:02d}.txt").write_text(t)
+        source = {**_record("ita", "jsonl", path=str(tmp_path / "*.txt")), "kind": "text"}
+    cfg = make_config([source])
+    src = cfg.data.sources[0]
+    assert count_documents(cfg, src) == 11
+    for num_slices in (1, 2, 4):
+        parts = [list(read_slice(cfg, src, i, num_slices)) for i in range(num_slices)]
+        assert [d.text for part in parts for d in part] == texts
+        assert [d.key for part in parts for d in part] == [d.key for d in read_documents(cfg, src)]

@@ -1,4 +1,5 @@
-"""`tessera tokenize`: shards -> token files that decode back to the documents, atomically, any batching."""
+"""`tessera tokenize`: shards -> token files that decode back to the documents, atomically, any batching;
+the index that joins a language's token shards."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tokenizers import Tokenizer
 import tessera.data.tokenize as tokenize_module
 from tessera.config import RunConfig
 from tessera.data.shards import ShardWriter, record
-from tessera.data.tokenize import tokenize_split
+from tessera.data.tokenize import index_tokens, tokenize_shard
 from tessera.data.tokens import dtype_for_vocab, open_token_file, suffixed
 from tessera.errors import DataError
 from tessera.layout import RunLayout
@@ -41,8 +42,8 @@ def run(make_config, tmp_path) -> RunConfig:
     cfg = make_config([source])
     layout = RunLayout(cfg.out_dir)
     docs = [f"{s} ({i})" if s else s for i in range(60) for s in SENTENCES]
-    for split, part in (("train", docs), ("validation", docs[:7])):
-        path = layout.shard("ita", split)
+    for split, part in (("train", docs), ("validation", docs[:7]), ("test", docs[7:9])):
+        path = layout.shard("ita", split, 0)
         path.parent.mkdir(parents=True, exist_ok=True)
         with ShardWriter(path, level=3) as writer:
             for i, text in enumerate(part):
@@ -55,11 +56,16 @@ def run(make_config, tmp_path) -> RunConfig:
 def _texts(cfg: RunConfig, split: str) -> list[str]:
     from tessera.data.shards import read_shard
 
-    return [d["text"] for d in read_shard(RunLayout(cfg.out_dir).shard("ita", split))]
+    return [d["text"] for d in read_shard(RunLayout(cfg.out_dir).shard("ita", split, 0))]
+
+
+def _tokenize(cfg: RunConfig, num_threads: int | None = None) -> Path:
+    tokenize_shard(cfg, "ita", 0, num_threads=num_threads)
+    return RunLayout(cfg.out_dir).token_shard("ita", "train", 0)
 
 
 def test_token_files_decode_to_the_documents(run):
-    stem = tokenize_split(run, "ita", "train", num_threads=2)
+    stem = _tokenize(run, num_threads=2)
     file = open_token_file(stem)
     texts = _texts(run, "train")
     tokenizer = Tokenizer.from_file(str(RunLayout(run.out_dir).tokenizer_dir / "tokenizer.json"))
@@ -77,36 +83,54 @@ def test_token_files_decode_to_the_documents(run):
 
 
 def test_batching_does_not_change_the_output(run, monkeypatch):
-    stem = tokenize_split(run, "ita", "train")
+    stem = _tokenize(run)
     whole = {s: suffixed(stem, s).read_bytes() for s in (".bin", ".idx", ".json")}
     monkeypatch.setattr(tokenize_module, "BATCH_BYTES", 500)  # ~60 batches through the reader thread
-    tokenize_split(run, "ita", "train")
+    _tokenize(run)
     assert {s: suffixed(stem, s).read_bytes() for s in (".bin", ".idx", ".json")} == whole
 
 
 def test_a_corrupt_shard_leaves_the_previous_token_files(run):
     layout = RunLayout(run.out_dir)
-    before = open_token_file(tokenize_split(run, "ita", "train")).num_tokens
-    shard = layout.shard("ita", "train")
+    before = open_token_file(_tokenize(run)).num_tokens
+    shard = layout.shard("ita", "train", 0)
     data = bytearray(shard.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)  # a damaged block fails in the reader thread
     shard.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=r"ita/train\.jsonl\.zst: unreadable"):
-        tokenize_split(run, "ita", "train")
-    assert open_token_file(layout.tokens("ita", "train")).num_tokens == before
-    assert sorted(p.name for p in layout.tokens("ita", "train").parent.iterdir()) == [
-        "train.bin",
-        "train.idx",
-        "train.json",
+    with pytest.raises(DataError, match=r"ita/train/00000\.jsonl\.zst: unreadable"):
+        _tokenize(run)
+    assert open_token_file(layout.token_shard("ita", "train", 0)).num_tokens == before
+    assert sorted(p.name for p in layout.token_shard("ita", "train", 0).parent.iterdir()) == [
+        "00000.bin",
+        "00000.idx",
+        "00000.json",
     ]  # no temporary files left
 
 
 def test_missing_inputs_name_the_stage(run):
-    with pytest.raises(DataError, match=r"fra/train\.jsonl\.zst.*tessera data prepare"):
-        tokenize_split(run, "fra", "train")
+    with pytest.raises(DataError, match="language 'fra' has no shard"):
+        tokenize_shard(run, "fra", 0)
+    RunLayout(run.out_dir).shard("ita", "test", 0).unlink()
+    with pytest.raises(DataError, match=r"ita/test/00000\.jsonl\.zst.*tessera data prepare"):
+        tokenize_shard(run, "ita", 0)
     (RunLayout(run.out_dir).tokenizer_dir / "tokenizer.json").unlink()
     with pytest.raises(DataError, match="tessera tokenizer train"):
-        tokenize_split(run, "ita", "train")
+        tokenize_shard(run, "ita", 0)
+
+
+def test_the_index_reads_its_shards_as_one_stream(run):
+    layout = RunLayout(run.out_dir)
+    tokenize_shard(run, "ita", 0)
+    index_tokens(run, "ita")
+    single = open_token_file(layout.token_shard("ita", "train", 0))
+    joined = open_token_file(layout.tokens("ita", "train"))
+    assert joined.num_tokens == single.num_tokens and joined.meta["num_bytes"] == single.meta["num_bytes"]
+    assert (joined.read(5, 40) == single.tokens[5:45]).all()
+    # A shard rewritten after the index no longer matches it: named, not read silently.
+    layout.shard("ita", "train", 0).write_bytes(layout.shard("ita", "validation", 0).read_bytes())
+    tokenize_shard(run, "ita", 0)
+    with pytest.raises(DataError, match=r"ita/train\.json: indexes .* tokens, its shards hold"):
+        open_token_file(layout.tokens("ita", "train"))
 
 
 def test_wide_vocabularies_use_uint32():
@@ -132,12 +156,13 @@ def test_tokenize_cli(run, tmp_path: Path, monkeypatch):
                 "tokenize",
                 "--language",
                 "ita",
-                "--split",
-                "validation",
+                "--part",
+                "0",
                 "--threads",
                 "1",
             ]
         )
         == 0
     )
+    assert main(["--config", str(config), "tokenize", "--language", "ita", "--index"]) == 0
     assert open_token_file(RunLayout(run.out_dir).tokens("ita", "validation")).num_documents == 7

@@ -161,8 +161,8 @@ CONFIG += [
          prepare=writing("../list.yaml", "- run\n- data\n")),
     Case("config-is-folder", ("--config", "{out}", "model", "info"),
          (r"results/h: cannot be read as a UTF-8 text file", r"give a YAML file")),
-    Case("config-is-binary", ("--config", "{out}/tokens/ita/train.bin", "model", "info"),
-         (r"train\.bin: cannot be read as a UTF-8 text file",)),
+    Case("config-is-binary", ("--config", "{out}/tokens/ita/train/00000.bin", "model", "info"),
+         (r"train/00000\.bin: cannot be read as a UTF-8 text file",)),
 ]
 
 # ---- data: sources the data stage cannot read ------------------------------------------------------------
@@ -205,19 +205,24 @@ DATA = [
 # ---- token files: what train and tokenize read ------------------------------------------------------------
 
 TRAIN = (*CFG, "train", "--stage", "s1", "--until-step", "4")
-TOKENIZE = (*CFG, "tokenize", "--language", "ita", "--split", "train")
+TOKENIZE = (*CFG, "tokenize", "--language", "ita", "--part", "0")
 TOKENS = [
-    Case("bin-truncated", TRAIN, (r"tokens/ita/train\.bin: \d+ bytes", r"truncated or from another run"),
-         prepare=truncating("tokens/ita/train.bin")),
+    Case("bin-truncated", TRAIN,
+         (r"tokens/ita/train/00001\.bin: \d+ bytes", r"truncated or from another run"),
+         prepare=truncating("tokens/ita/train/00001.bin")),
     Case("meta-missing", TRAIN, (r"tokens/ita/train\.json: token metadata is missing",),
          prepare=deleting("tokens/ita/train.json")),
     Case("meta-garbled", TRAIN, (r"tokens/ita/train\.json: token metadata is not valid JSON",),
          prepare=writing("tokens/ita/train.json", "{oops")),
-    Case("idx-missing", TRAIN, (r"tokens/eng/train\.idx: missing",),
-         prepare=deleting("tokens/eng/train.idx")),
+    Case("idx-missing", TRAIN, (r"tokens/eng/train/00000\.idx: missing",),
+         prepare=deleting("tokens/eng/train/00000.idx")),
+    Case("shard-meta-missing", TRAIN, (r"tokens/ita/train/00001\.json: token metadata is missing",),
+         prepare=deleting("tokens/ita/train/00001.json")),
     Case("tokenizer-missing", TRAIN, (r"tokenizer/tokenizer\.json: tokenizer not found", r"tokenizer stage"),
          prepare=deleting("tokenizer/tokenizer.json")),
-    Case("tokenize-shard-missing", TOKENIZE, (r"data/ita/train\.jsonl\.zst", r"tessera data prepare")),
+    Case("tokenize-shard-missing", TOKENIZE, (r"data/ita/train/00000\.jsonl\.zst", r"tessera data prepare")),
+    Case("tokenize-part-out-of-range", (*CFG, "tokenize", "--language", "ita", "--part", "7"),
+         (r"language 'ita' has no shard 7: it has shards 0 to 1", r"num_shards")),
     Case("tokenize-tokenizer-garbled", TOKENIZE,
          (r"tokenizer\.json: not a readable tokenizer\.json", r"tessera tokenizer train"),
          prepare=writing("tokenizer/tokenizer.json", '{"model": "mini"}')),
@@ -342,10 +347,12 @@ SHELL = [
                    setting("model.overrides", {"moe": {"num_experts": 6}})), tool="snakemake"),
     Case("eval-context-vs-model", (), (r"eval\.context_length: 512 exceeds the model's max_seq_len \(64\)",),
          edit=setting("eval.context_length", 512), tool="snakemake"),
-    Case("tokenize-language-traversal", (*CFG, "tokenize", "--language", "../x", "--split", "train"),
+    Case("tokenize-language-traversal", (*CFG, "tokenize", "--language", "../x", "--part", "0"),
          (r"--language '\.\./x': not one of ita, eng",)),
-    Case("tokenize-split-traversal", (*CFG, "tokenize", "--language", "ita", "--split", "../../x"),
-         (r"--split '\.\./\.\./x': not one of train, validation, test",)),
+    Case("data-shard-language-traversal", (*CFG, "data", "shard", "--language", "../x", "--part", "0"),
+         (r"--language '\.\./x': not one of ita, eng",)),
+    Case("data-removals-language-traversal", (*CFG, "data", "removals", "--language", "../../x"),
+         (r"--language '\.\./\.\./x': not one of ita, eng",)),
     Case("train-stage-traversal", (*CFG, "train", "--stage", "../s1"),
          (r"no stage named '\.\./s1'; stages: s1, s2",)),
     Case("fetch-source-traversal", (*CFG, "data", "fetch", "--source", "../../x"),

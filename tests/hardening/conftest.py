@@ -122,7 +122,7 @@ def _write_tokenizer(path: Path) -> None:
 
 
 def _write_tokens(layout) -> None:
-    from tessera.data.tokens import write_token_file
+    from tessera.data.tokens import write_token_file, write_token_index
 
     rng = np.random.default_rng(0)
     languages = [s["language"] for s in demo_raw()["data"]["sources"]]
@@ -131,8 +131,12 @@ def _write_tokens(layout) -> None:
             docs = [rng.integers(2, VOCAB, size=int(rng.integers(20, 60))).tolist() for _ in range(20)]
             meta = {"vocab_size": VOCAB, "tokenizer_sha256": "mini", "eos_id": 1, "language": lang,
                     "split": split}
-            with write_token_file(layout.tokens(lang, split), meta) as writer:
-                writer.add_documents(docs)
+            # As the tokenize rules leave them: one token file set per prepare shard, indexed per split.
+            shards = [layout.token_shard(lang, split, part) for part in range(2)]
+            for part, stem in enumerate(shards):
+                with write_token_file(stem, meta) as writer:
+                    writer.add_documents(docs[part::2])
+            write_token_index(layout.tokens(lang, split), shards)
 
 
 def _write_checkpoints(layout) -> None:

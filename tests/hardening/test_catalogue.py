@@ -9,13 +9,13 @@ before and after). One parametrized test per category; docs/hardening.md lists w
 |-------------|------:|----------------------------------------------------------------------------|
 | config      |    38 | `tessera --config f.yaml model info` (the loader every verb uses)          |
 | data        |     6 | `tessera data prepare`                                                     |
-| token files |     7 | `tessera train`, `tessera tokenize`                                        |
+| token files |     9 | `tessera train`, `tessera tokenize`                                        |
 | run state   |     3 | `tessera train` (the `state` helper owns the format; kept few and robust)  |
 | checkpoints |     8 | `tessera export-hf`, `tessera eval checkpoint`, `tessera eval report`      |
 | release     |     6 | `tessera release`                                                          |
 | import      |     8 | `tessera import-hf`                                                        |
-| shell/path  |    14 | `snakemake -n` (parse-time checks) and path-forming CLI arguments          |
-| total       |    90 |                                                                            |
+| shell/path  |    15 | `snakemake -n` (parse-time checks) and path-forming CLI arguments          |
+| total       |    93 |                                                                            |
 """
 
 from __future__ import annotations

@@ -106,5 +106,6 @@ def test_every_metered_job_is_an_energy_report_input(tmp_path: Path) -> None:
     into_report = re.findall(rf"^\s*(\d+) -> {report}\b", dag.output, flags=re.M)
     assert len(metered) == len(into_report) > 0, (sorted(metered), into_report)
     assert {labels[node] for node in into_report} == {
-        "prepare_data", "train_tokenizer", "tokenizer_report", "tokenize", "train", "evaluate", "eval_report",
+        "prepare_shard", "dedup_pairs", "dedup_removals", "write_shard", "prepare_data",
+        "train_tokenizer", "tokenizer_report", "tokenize", "train", "evaluate", "eval_report",
     }

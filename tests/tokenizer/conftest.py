@@ -12,9 +12,9 @@ import yaml
 
 from tessera.config import RunConfig, from_mapping
 from tessera.data.filters import normalize_nfc
+from tessera.data.plan import split_shards
 from tessera.data.shards import ShardWriter, record
 from tessera.data.sources import read_documents
-from tessera.layout import RunLayout
 from tessera.tokenizer.train import train_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +38,6 @@ def tiny_config(results_dir: Path, **tokenizer_keys) -> RunConfig:
 
 def write_demo_shards(cfg: RunConfig) -> dict[str, list[str]]:
     """The demo sources' documents as train/validation shards; returns every text per language."""
-    layout = RunLayout(cfg.out_dir)
     texts: dict[str, list[str]] = {}
     for source in cfg.data.sources:
         texts.setdefault(source.language, []).extend(
@@ -46,12 +45,13 @@ def write_demo_shards(cfg: RunConfig) -> dict[str, list[str]]:
         )
     for lang, docs in texts.items():
         for split, keep in (("train", lambda i: i % 10 != 9), ("validation", lambda i: i % 10 == 9)):
-            path = layout.shard(lang, split)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with ShardWriter(path, level=3) as writer:
-                for i, text in enumerate(docs):
-                    if keep(i):
-                        writer.write(record(f"demo/{i}", "demo", lang, None, text))
+            paths = split_shards(cfg, lang, split)  # the demo cuts each language into shards
+            for part, path in enumerate(paths):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with ShardWriter(path, level=3) as writer:
+                    for i, text in enumerate(docs):
+                        if keep(i) and i % len(paths) == part:
+                            writer.write(record(f"demo/{i}", "demo", lang, None, text))
     return texts
 
 

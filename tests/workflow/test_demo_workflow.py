@@ -74,7 +74,7 @@ def _out(workdir: Path) -> Path:
 def test_data_manifest_and_shards(demo_run):
     manifest = json.loads((_out(demo_run) / "data" / "manifest.json").read_text())
     assert manifest
-    assert list((_out(demo_run) / "data").glob("*/train.jsonl.zst"))
+    assert list((_out(demo_run) / "data").glob("*/train/*.jsonl.zst"))
 
 
 def test_second_run_does_nothing(demo_run):

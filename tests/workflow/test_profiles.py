@@ -20,17 +20,21 @@ import yaml
 
 from tessera.config import load
 from tessera.data.sources import cache_root
-from tessera.layout import checkpoint_steps
+from tessera.layout import RunLayout, checkpoint_steps
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.prefix) / "bin" / "snakemake")
 
 # Per site: what a training segment must ask SLURM for (4 GPUs per node, one task per GPU, the node's
-# cores split across the tasks, the production QOS, USR1 before the time limit).
+# cores split across the tasks, the production QOS, USR1 before the time limit), and where the CPU-only
+# steps go instead (Leonardo DCGP, MareNostrum 5 GPP), so the GPU budget pays only for GPU work.
 SITES = {
-    "leonardo": {"partition": "boost_usr_prod", "qos": "normal", "cpus_per_task": 8},
-    "marenostrum": {"partition": "acc", "qos": "acc_ehpc", "cpus_per_task": 20},
+    "leonardo": {"partition": "boost_usr_prod", "qos": "normal", "cpus_per_task": 8, "gpu_node_cores": 32,
+                 "cpu_partition": "dcgp_usr_prod"},
+    "marenostrum": {"partition": "acc", "qos": "acc_ehpc", "cpus_per_task": 20, "gpu_node_cores": 80,
+                    "cpu_partition": "gpp"},
 }
+GPU_RULES = {"train", "evaluate"}
 GPUS_PER_NODE = 4
 ACCOUNT = "euhpc_a01_042"
 
@@ -80,9 +84,10 @@ def _check_run(tmp_path: Path) -> tuple[Path, str]:
     first_step = checkpoint_steps(stage.steps, cfg.train.checkpoint_every)[0]
     out = cfg.out_dir
     # The training rule's inputs, as empty files: with --allowed-rules train they are source files.
+    layout = RunLayout(out)
     for lang in cfg.data.languages:
         for split in ("train", "validation"):
-            path = out / "tokens" / lang / f"{split}.bin"
+            path = layout.token_index(lang, split)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
@@ -161,12 +166,14 @@ def test_dry_run_shows_each_jobs_site_resources(site: str, tmp_path: Path) -> No
     expected = SITES[site]
     jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", result.stdout, flags=re.M)
     resources = {rule: line for rule, line in jobs}
-    assert {"train", "evaluate", "prepare_data", "train_tokenizer", "tokenize"} <= set(resources)
+    data_rules = {"prepare_shard", "dedup_pairs", "dedup_removals", "write_shard", "prepare_data"}
+    assert {"train", "evaluate", "train_tokenizer", "tokenize", *data_rules} <= set(resources)
     for rule, line in resources.items():
         if rule == "all":
             continue
+        partition = expected["partition"] if rule in GPU_RULES else expected["cpu_partition"]
         assert f"slurm_account={ACCOUNT}" in line, (rule, line)
-        assert f"slurm_partition={expected['partition']}" in line, (rule, line)
+        assert f"slurm_partition={partition}" in line, (rule, line)
         assert "runtime=" in line and "mem_mb=" in line, (rule, line)
     train = resources["train"]
     assert f"tasks_per_node={GPUS_PER_NODE}" in train and f"gres=gpu:{GPUS_PER_NODE}" in train
@@ -182,8 +189,7 @@ def test_training_sbatch_geometry(site: str, tmp_path: Path) -> None:
     expected = SITES[site]
     profile = _site_profile(site)
     train = profile["set-resources"]["train"]
-    # The profile's one whole-node job (BPE training) states the node's cores.
-    node_cores = profile["set-resources"]["train_tokenizer"]["cpus_per_task"]
+    node_cores = expected["gpu_node_cores"]
     assert argv[0] == "--parsable"
     assert _option(argv, "-A") == ACCOUNT
     assert _option(argv, "-p") == expected["partition"]
@@ -203,6 +209,20 @@ def test_training_sbatch_geometry(site: str, tmp_path: Path) -> None:
     assert mpi[0] == "srun"
     assert f"--ntasks-per-node={train['tasks_per_node']}" in mpi
     assert f"--cpus-per-task={train['cpus_per_task']}" in mpi
+
+
+@pytest.mark.parametrize("site", sorted(SITES))
+def test_cpu_jobs_can_bill_another_account(site: str, tmp_path: Path) -> None:
+    """Booster/ACC and DCGP/GPP hours are separate budgets: TESSERA_CPU_ACCOUNT bills the CPU jobs."""
+    overlay, _ = _check_run(tmp_path)
+    env = _env(tmp_path, ACCOUNT) | {"TESSERA_CPU_ACCOUNT": "cpu_budget_7"}
+    result = _snakemake(["-n", *_profile_args(site, overlay)], env, REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", result.stdout, flags=re.M)
+    for rule, line in jobs:
+        if rule != "all":
+            account = ACCOUNT if rule in GPU_RULES else "cpu_budget_7"
+            assert f"slurm_account={account}," in line, (rule, line)
 
 
 def test_leonardo_large_runs_switch_to_the_bprod_qos(tmp_path: Path) -> None:
@@ -291,4 +311,55 @@ def test_hub_downloads_run_on_the_login_node(tmp_path: Path) -> None:
     only_fetch = ["--allowed-rules", "fetch_source", "--retries", "0", str(target)]
     result = _snakemake([*_profile_args(site, overlay), *quick, *only_fetch], env, REPO)
     assert "localrule fetch_source:" in result.stdout + result.stderr, result.stdout[-3000:]
+    assert not (tmp_path / "sbatch.log").exists()
+
+
+@pytest.mark.parametrize("site", sorted(SITES))
+def test_real_corpus_dry_run_scatters_the_data_stage_on_cpus(site: str, tmp_path: Path) -> None:
+    """configs/corpus.yaml between the demo and the preset: downloads on the login node, hundreds of
+    prepare and tokenize shard jobs on the CPU partition, training and evaluation on the GPU partition."""
+    overlay, _ = _check_run(tmp_path)
+    env = _env(tmp_path, ACCOUNT)
+    configs = [str(REPO / "config.yaml"), str(REPO / "configs" / "corpus.yaml"),
+               str(REPO / "configs" / f"{site}.yaml"), str(overlay)]
+    profile = ["--profile", str(REPO / "profiles" / site)]
+    result = _snakemake(["-n", *profile, "--configfile", *configs], env, REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert int(counts["prepare_shard"]) >= 300 and int(counts["tokenize"]) >= 300, counts
+    assert int(counts["write_shard"]) == int(counts["prepare_shard"]) and int(counts["download_source"]) >= 5
+    jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", result.stdout, flags=re.M)
+    expected = SITES[site]
+    for rule, line in jobs:
+        if rule in {"prepare_shard", "dedup_pairs", "write_shard", "tokenize", "train_tokenizer"}:
+            assert f"slurm_partition={expected['cpu_partition']}," in line, (rule, line)
+        elif rule in GPU_RULES:
+            assert f"slurm_partition={expected['partition']}," in line, (rule, line)
+
+
+def test_real_corpus_downloads_run_on_the_login_node(tmp_path: Path) -> None:
+    """The recipe's download rule is local: with its first source served from a file:// URL, fetching it
+    runs in Snakemake's own process and never reaches sbatch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    overlay, _ = _check_run(tmp_path)
+    recipe = yaml.safe_load((REPO / "configs" / "corpus.yaml").read_text(encoding="utf-8"))
+    remote = tmp_path / "remote" / "main" / "part.parquet"
+    remote.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["Testo di prova. " * 20], "id": ["a"]}), remote)
+    source = recipe["data"]["sources"][0]
+    source["download"] = {"url": f"file://{tmp_path}/remote/{{revision}}", "revision": "main",
+                          "files": [{"path": "part.parquet"}]}
+    raw = yaml.safe_load(overlay.read_text())
+    raw["data"] = {**recipe["data"], "cache_dir": str(tmp_path / "sources")}
+    overlay.write_text(yaml.safe_dump(raw))
+    target = tmp_path / "sources" / source["name"] / "fetched.json"
+    quick = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
+    # --allowed-rules takes every following word: the target comes after another option.
+    only = ["--allowed-rules", "download_source", "--retries", "0", str(target)]
+    args = [*_profile_args("leonardo", overlay), *quick, *only]
+    result = _snakemake(args, _env(tmp_path, ACCOUNT), REPO)
+    assert "localrule download_source:" in result.stdout + result.stderr, result.stderr[-3000:]
+    assert result.returncode == 0 and target.exists(), result.stderr[-3000:]
     assert not (tmp_path / "sbatch.log").exists()

@@ -8,8 +8,10 @@ from snakemake.exceptions import WorkflowError
 from snakemake.io import apply_wildcards
 
 from tessera.config import from_mapping
+from tessera.data.plan import language_parts, shard_plan
+from tessera.data.sources import source_inputs
 from tessera.errors import TesseraError
-from tessera.layout import SPLITS, RunLayout, checkpoint_steps, job_name
+from tessera.layout import SPLITS, TOKEN_SUFFIXES, RunLayout, checkpoint_steps, job_name
 from tessera.preflight import check_run
 
 
@@ -24,7 +26,7 @@ def refuse(message):
 # venv (jobs inherit this environment, SLURM jobs too; a `--sdm conda` env is activated in front of it).
 _BIN = str(Path(sys.executable).parent)
 if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
-    os.environ["PATH"] = os.pathsep.join(filter(None, [_BIN, os.environ.get("PATH")]))
+    os.environ.update(PATH=os.pathsep.join(filter(None, [_BIN, os.environ.get("PATH")])))
 
 # Jobs rebuild the config from the config files alone (TESSERA_ARGS below), so a `--config key=value`
 # would change the DAG but not what the jobs compute: refuse it rather than run a mixed configuration.
@@ -37,7 +39,7 @@ if workflow.config_settings.config:
 
 
 def train_ranks():
-    """Ranks one training job starts: the profile's geometry for the train rule (SLURM: nodes x
+    """Ranks one training job starts: the profile's geometry for `train` jobs (SLURM: nodes x
     tasks_per_node, or tasks), else the local launcher's train.local_processes (the rule's `mpi` default)."""
     train = workflow.resource_settings.overwrite_resources.get("train", {})
 
@@ -99,6 +101,33 @@ def report_file(name):
     return str(LAYOUT.report(name))
 
 
+# The data stage's shards (data.smk, tokenizer.smk): (language, part) -> its slice of a source.
+SHARDS = {(spec.language, f"{spec.part:05d}"): spec for spec in shard_plan(CFG)}
+DEDUP_GROUPS = [f"{group:03d}" for group in range(CFG.data.num_dedup_jobs)]
+
+
+def shard_sources(wildcards):
+    """The files of the source a prepare shard reads (a change reruns its shards)."""
+    return source_inputs(CFG, SHARDS[wildcards.lang, wildcards.part].source)
+
+
+def language_shard_work(wildcards):
+    return [str(LAYOUT.shard_work(wildcards.lang, spec.part)) for spec in language_parts(CFG, wildcards.lang)]
+
+
+def all_shards(path_of):
+    """`path_of(lang, part)` for every shard of the plan."""
+    return [str(path_of(lang, part)) for lang, part in SHARDS]
+
+
+def language_token_shards(wildcards):
+    return [
+        str(LAYOUT.token_file(wildcards.lang, split, spec.part, ".json"))
+        for spec in language_parts(CFG, wildcards.lang)
+        for split in SPLITS
+    ]
+
+
 # Training segments (train.smk), their evaluation (eval.smk) and the release's final checkpoint.
 STAGES = [stage.name for stage in CFG.train.stages]
 
@@ -128,11 +157,14 @@ def all_checkpoints():
 
 def job_wildcards():
     """Every job's wildcard values, by the set of wildcard names its rule uses."""
-    splits = [{"lang": lang, "split": split} for lang in LANGUAGES for split in SPLITS]
     checkpoints = [{"stage": stage, "step": f"{step:06d}"} for stage, step in all_checkpoints()]
+    shards = [{"lang": lang, "part": part} for lang, part in SHARDS]
+    groups = [{"lang": lang, "group": group} for lang in LANGUAGES for group in DEDUP_GROUPS]
     return {
         frozenset(): [{}],
-        frozenset({"lang", "split"}): splits,
+        frozenset({"lang"}): [{"lang": lang} for lang in LANGUAGES],
+        frozenset({"lang", "part"}): shards,
+        frozenset({"lang", "group"}): groups,
         frozenset({"stage", "step"}): checkpoints,
     }
 
@@ -153,12 +185,12 @@ def energy_logs(wildcards=None):
     so a new rule with an `energy` output is in the energy report without being listed anywhere)."""
     values = job_wildcards()
     logs = []
-    for rule in metered_rules():
-        pattern = str(dict(rule.output.items())["energy"])
-        combos = values.get(frozenset(rule.wildcard_names))
+    for metered in metered_rules():
+        pattern = str(dict(metered.output.items())["energy"])
+        combos = values.get(frozenset(metered.wildcard_names))
         if combos is None:
             raise WorkflowError(
-                f"rule {rule.name}: its energy log has wildcards {sorted(rule.wildcard_names)}, which "
+                f"Rule {metered.name}'s energy log has wildcards {sorted(metered.wildcard_names)}, which "
                 "common.smk's job_wildcards() does not list; add their values there"
             )
         logs += [apply_wildcards(pattern, combo) for combo in combos]

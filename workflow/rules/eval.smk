@@ -31,7 +31,7 @@ if UPSTREAM_TASKS:
 rule evaluate:
     input:
         checkpoint=str(LAYOUT.checkpoint("{stage}", "{step}")),
-        tokens=[str(LAYOUT.token_file(lang, "test", ".bin")) for lang in LANGUAGES],
+        tokens=[str(LAYOUT.token_index(lang, "test")) for lang in LANGUAGES],
         datasets=[EVAL_DATASETS_STAMP] if UPSTREAM_TASKS else [],
     output:
         result=str(LAYOUT.eval_result("{stage}", "{step}")),

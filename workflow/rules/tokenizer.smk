@@ -1,10 +1,11 @@
-# Tokenizer: fit BPE on the training split, report fertility, encode every language/split.
+# Tokenizer: fit BPE on a sample of every training shard, report fertility, encode every prepare shard
+# (one tokenize job each), then index each language's token shards per split (what training reads).
 # The BPE trainer and the encoder use every core they are given (Rust threads; `--threads` for tokenize).
 
 
 rule train_tokenizer:
     input:
-        shards=[str(LAYOUT.shard(lang, "train")) for lang in LANGUAGES],
+        shards=[str(LAYOUT.shard(lang, "train", part)) for lang, part in SHARDS],
     output:
         tokenizer=str(LAYOUT.tokenizer_dir / "tokenizer.json"),
         tokenizer_config=str(LAYOUT.tokenizer_dir / "tokenizer_config.json"),
@@ -31,7 +32,7 @@ rule tokenizer_report:
     input:
         tokenizer=rules.train_tokenizer.output.tokenizer,
         record=rules.train_tokenizer.output.record,
-        shards=[str(LAYOUT.shard(lang, "validation")) for lang in LANGUAGES],
+        shards=[str(LAYOUT.shard(lang, "validation", part)) for lang, part in SHARDS],
     output:
         md=report(report_file("tokenizer.md"), category="Tokenizer"),
         csv=report_file("tokenizer.csv"),
@@ -55,16 +56,18 @@ rule tokenizer_report:
 rule tokenize:
     input:
         tokenizer=rules.train_tokenizer.output.tokenizer,
-        shard=str(LAYOUT.shard("{lang}", "{split}")),
+        shards=[str(LAYOUT.shard("{lang}", split, "{part}")) for split in SPLITS],
     output:
-        bin=str(LAYOUT.token_file("{lang}", "{split}", ".bin")),
-        idx=str(LAYOUT.token_file("{lang}", "{split}", ".idx")),
-        meta=str(LAYOUT.token_file("{lang}", "{split}", ".json")),
-        energy=energy_log(job("tokenize", "lang", "split")),
+        tokens=[
+            str(LAYOUT.token_file("{lang}", split, "{part}", suffix))
+            for split in SPLITS
+            for suffix in TOKEN_SUFFIXES
+        ],
+        energy=energy_log(job("tokenize", "lang", "part")),
     log:
-        log_file(job("tokenize", "lang", "split")),
+        log_file(job("tokenize", "lang", "part")),
     benchmark:
-        benchmark_file(job("tokenize", "lang", "split"))
+        benchmark_file(job("tokenize", "lang", "part"))
     threads: 2
     resources:
         runtime=60,
@@ -75,4 +78,24 @@ rule tokenize:
         "../envs/tokenizer.yaml"
     shell:
         "{params.tessera} --energy-out {output.energy:q} tokenize --language {wildcards.lang:q}"
-        " --split {wildcards.split:q} --threads {threads} > {log:q} 2>&1"
+        " --part {wildcards.part:q} --threads {threads} > {log:q} 2>&1"
+
+
+# Reads a few small JSON files: on the login node rather than in the queue.
+localrules:
+    index_tokens,
+
+
+rule index_tokens:
+    input:
+        shards=language_token_shards,
+    output:
+        indexes=[str(LAYOUT.token_index("{lang}", split)) for split in SPLITS],
+    log:
+        log_file(job("index_tokens", "lang")),
+    params:
+        tessera=TESSERA,
+    conda:
+        "../envs/tokenizer.yaml"
+    shell:
+        "{params.tessera} tokenize --language {wildcards.lang:q} --index > {log:q} 2>&1"

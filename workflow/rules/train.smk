@@ -8,7 +8,7 @@ rule train:
     input:
         previous=previous_checkpoint,
         tokens=[
-            str(LAYOUT.token_file(lang, split, ".bin"))
+            str(LAYOUT.token_index(lang, split))
             for lang in LANGUAGES
             for split in ("train", "validation")
         ],

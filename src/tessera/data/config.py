@@ -14,14 +14,44 @@ from tessera.data.langid import KNOWN_LANGUAGES
 from tessera.errors import ConfigError
 from tessera.names import check_name
 
-__all__ = ["DataConfig", "SourceConfig", "FilterConfig", "SplitConfig", "SOURCE_KINDS"]
+__all__ = ["DataConfig", "SourceConfig", "DownloadConfig", "RemoteFile", "FilterConfig", "SplitConfig",
+           "SOURCE_KINDS", "LicenseDuties", "license_duties"]
 
 SOURCE_KINDS = ("sqlite", "text", "jsonl", "parquet", "hf")
+
+
+@dataclass(frozen=True)
+class LicenseDuties:
+    """What a licence asks of whoever releases a model trained on the text (carried by the manifest)."""
+
+    attribution: bool
+    """The source must be credited (its `attribution` text, in the release documents)."""
+    share_alike: bool
+    """Adaptations of the text itself must carry the same licence (a release that redistributes text, e.g.
+    samples in a model card, must say so; model weights are not an adaptation under the common reading,
+    which the release documents state as such)."""
+
+
+_DUTIES = {
+    "public-domain": LicenseDuties(False, False),
+    "CC0-1.0": LicenseDuties(False, False),
+    "CC-BY-4.0": LicenseDuties(True, False),
+    "CC-BY-SA-4.0": LicenseDuties(True, True),
+    "CC-BY-SA-3.0": LicenseDuties(True, True),
+    "ODC-By-1.0": LicenseDuties(True, False),
+    "IODL-2.0": LicenseDuties(True, False),
+}
+
+
+def license_duties(license_id: str) -> LicenseDuties:
+    """The duties of a licence tessera knows; an unknown one is taken to need attribution (the safe side)."""
+    return _DUTIES.get(license_id, LicenseDuties(True, False))
 
 # Keys each kind needs (beyond the common ones) and keys that only make sense for some kinds: a key set
 # on a kind that ignores it is a mistake worth reporting (e.g. `query` on a text source).
 _REQUIRED = {"sqlite": ("path", "query"), "text": ("path",), "jsonl": ("path",), "parquet": ("path",),
              "hf": ("hf_name",)}
+_DOWNLOADABLE = ("text", "jsonl", "parquet")
 _ONLY_FOR = {
     "query": ("sqlite",),
     "text_field": ("jsonl", "parquet", "hf"),
@@ -32,6 +62,46 @@ _ONLY_FOR = {
     "hf_split": ("hf",),
     "path": ("sqlite", "text", "jsonl", "parquet"),
 }
+
+
+@dataclass
+class RemoteFile:
+    """One file of a downloaded source, relative to the download's `url`."""
+
+    path: str
+    """Path under the base URL, kept under the source's cache folder (e.g. data/ita_Latn/train/x.parquet)."""
+    sha256: str | None = None
+    """Expected sha256 (hex); null: the server's published one (Hugging Face's X-Linked-Etag) if any,
+    else recorded at the first fetch (pin it here from `<cache>/<source>/fetched.json`)."""
+    size: int | None = None
+    """Expected size in bytes; a download that ends short of it is refused as truncated."""
+
+
+@dataclass
+class DownloadConfig:
+    """Where `tessera data fetch` downloads a file source from (on the login node), resumably."""
+
+    url: str
+    """Base URL; `{revision}` is replaced by `revision` (https://, http:// or file://)."""
+    revision: str
+    """The pinned dataset revision (a commit id on the hub)."""
+    files: list[RemoteFile]
+    """The files to download, in reading order."""
+
+    def check(self, where: str) -> None:
+        if not self.url.startswith(("https://", "http://", "file://")):
+            raise ConfigError(f"{where}.url: {self.url!r} must start with https://, http:// or file://")
+        if not self.files:
+            raise ConfigError(f"{where}.files: list at least one file to download")
+        for i, remote in enumerate(self.files):
+            parts = remote.path.split("/")
+            if not remote.path or remote.path.startswith("/") or ".." in parts:
+                raise ConfigError(f"{where}.files[{i}].path: {remote.path!r} must be a relative path inside "
+                                  "the download")
+            digest = remote.sha256 or ""
+            if remote.sha256 is not None and (len(digest) != 64 or set(digest) - set("0123456789abcdef")):
+                raise ConfigError(f"{where}.files[{i}].sha256: {remote.sha256!r} is not 64 lower-case hex "
+                                  "digits")
 
 
 @dataclass
@@ -75,11 +145,27 @@ class SourceConfig:
     """Why the licence holds (e.g. translator died before 1900); required for `public-domain`."""
     max_documents: int | None = None
     """Cap on documents read, in source order (demo sizing); null reads everything."""
+    attribution: str | None = None
+    """The credit the licence requires (e.g. 'FineWeb-2 by Hugging Face, ODC-By 1.0'); the manifest carries
+    it, with the licence's duties, into the release documents (null: `origin` is the credit)."""
+    download: DownloadConfig | None = None
+    """jsonl/parquet/text: fetched by `tessera data fetch` into `<cache_dir>/<name>/` (then `path`, if
+    set, is a glob inside that folder; unset: the downloaded files in their listed order)."""
+    num_shards: int = 1
+    """Jobs that filter this source: its documents (after `max_documents`) are cut into this many
+    contiguous, near-equal slices, each one `prepare_shard` job whose memory is bounded by its slice.
+    The documents kept, their splits and the manifest counts do not depend on it."""
 
     def check(self, where: str) -> None:
         check_name(self.name, f"{where}.name")
         check_name(self.language, f"{where}.language")
+        if self.download is not None:
+            if self.kind not in _DOWNLOADABLE:
+                raise ConfigError(f"{where}.download: kind {self.kind} is not downloaded; it applies to "
+                                  f"kinds: {', '.join(_DOWNLOADABLE)}")
         for key in _REQUIRED[self.kind]:
+            if key == "path" and self.download is not None:
+                continue  # the downloaded files
             if getattr(self, key) in (None, ""):
                 raise ConfigError(f"{where}.{key}: required for kind {self.kind} (source {self.name})")
         for key, kinds in _ONLY_FOR.items():
@@ -88,6 +174,8 @@ class SourceConfig:
                     f"{where}.{key}: not used by kind {self.kind} (source {self.name}); "
                     f"it applies to kinds: {', '.join(kinds)}"
                 )
+        if self.num_shards < 1:
+            raise ConfigError(f"{where}.num_shards: {self.num_shards} must be a positive integer")
         if self.max_documents is not None and self.max_documents <= 0:
             raise ConfigError(
                 f"{where}.max_documents: {self.max_documents} must be a positive integer, or null for no cap"
@@ -181,6 +269,9 @@ class DataConfig:
     """Where `tessera data fetch` stores hub sources (`<cache_dir>/<source>/`); null: `<run>/sources/`."""
     zstd_level: int = 10
     """zstandard level of the shards (fixed, so that reruns give byte-identical files)."""
+    num_dedup_jobs: int = 1
+    """Jobs per language that find duplicate pairs, each over a group of LSH bands (and the exact
+    digests); the result does not depend on it."""
 
     @property
     def languages(self) -> list[str]:
@@ -198,6 +289,8 @@ class DataConfig:
     def check(self, where: str) -> None:
         if not self.sources:
             raise ConfigError(f"{where}.sources: at least one source is required")
+        if self.num_dedup_jobs < 1:
+            raise ConfigError(f"{where}.num_dedup_jobs: {self.num_dedup_jobs} must be a positive integer")
         if not 1 <= self.zstd_level <= 22:
             raise ConfigError(f"{where}.zstd_level: {self.zstd_level} must be between 1 and 22")
         seen: set[str] = set()

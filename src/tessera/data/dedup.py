@@ -1,7 +1,11 @@
-"""Deduplication within one language: exact (hash of the cleaned text) and near (MinHash + LSH).
+"""Deduplication within one language: exact (hash of the cleaned text) and near (MinHash + LSH), as
+array operations over files, so that it runs as many jobs (tessera.data.scatter) with bounded memory.
 
-Documents are seen in a fixed order (config order of sources, then source order), so which copy of a
-duplicate survives is deterministic: always the first.
+The fingerprints (`Sketcher`) are per document. Each document then gets one key per LSH band (a hash of
+its signature's values in that band) and one exact key (the first 8 bytes of its digest). Documents
+sharing a key in any band are candidate pairs; a pair is confirmed by the full digest (exact) or by the
+signatures' Jaccard estimate (near). Confirmed pairs join documents into clusters; in each cluster the
+document with the smallest number (the first in config order of sources, then source order) survives.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ import re
 import zlib
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash
+from datasketch.lsh import _optimal_param
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from tessera.data.config import FilterConfig
 
-__all__ = ["Deduplicator", "Sketcher", "shingle_hashes"]
+__all__ = ["Sketcher", "shingle_hashes", "lsh_shape", "band_keys", "candidate_pairs", "jaccard_rows",
+           "cluster_removals", "EXACT", "NEAR"]
 
 _WORD = re.compile(r"\w+")
 # Fixed so that MinHash signatures, and therefore which documents count as near-duplicates, are the same
@@ -51,11 +59,8 @@ def shingle_hashes(text: str, words_per_shingle: int) -> np.ndarray:
 
 
 class Sketcher:
-    """Text -> the fingerprints dedup compares: a sha256 digest and a MinHash signature.
-
-    Pure per-document work, so it runs in the worker processes; the decisions (`Deduplicator`) need the
-    documents seen so far and run in one process, in document order.
-    """
+    """Text -> the fingerprints dedup compares: a sha256 digest and a MinHash signature (per document, so
+    it runs in the shard jobs)."""
 
     def __init__(self, cfg: FilterConfig) -> None:
         self.cfg = cfg
@@ -76,35 +81,67 @@ class Sketcher:
         return sketch.hashvalues
 
 
-class Deduplicator:
-    """Remembers the documents of one language kept so far and says whether a new one is a copy."""
+EXACT, NEAR = 1, 2
+"""Pair kinds and removal reasons (manifest `exact_duplicate`, `near_duplicate`)."""
 
-    def __init__(self, cfg: FilterConfig) -> None:
-        self.cfg = cfg
-        self._digests: set[bytes] = set()
-        self._lsh = MinHashLSH(threshold=cfg.near_dup_threshold, num_perm=cfg.minhash_permutations)
-        self._sketches: dict[str, MinHash] = {}
+_FNV_PRIME = np.uint64(0x100000001B3)
 
-    def is_exact_duplicate(self, digest: bytes) -> bool:
-        """True if an earlier document had this digest; otherwise remember it."""
-        if not self.cfg.dedup_exact:
-            return False
-        if digest in self._digests:
-            return True
-        self._digests.add(digest)
-        return False
 
-    def is_near_duplicate(self, signature: np.ndarray) -> bool:
-        """True if an earlier kept document is a near-copy; otherwise remember this one."""
-        if not self.cfg.dedup_near:
-            return False
-        sketch = MinHash(num_perm=self.cfg.minhash_permutations, seed=_MINHASH_SEED, hashvalues=signature,
-                         scheme="affine32")
-        # LSH gives candidates; confirm with the signature's Jaccard estimate to cut false positives.
-        for key in self._lsh.query(sketch):
-            if sketch.jaccard(self._sketches[key]) >= self.cfg.near_dup_threshold:
-                return True
-        key = str(len(self._sketches))
-        self._lsh.insert(key, sketch)
-        self._sketches[key] = sketch
-        return False
+def lsh_shape(cfg: FilterConfig) -> tuple[int, int]:
+    """(bands, rows per band) that best separate Jaccard above/below the threshold (datasketch's choice
+    for MinHashLSH, equal weight on false positives and negatives); bands x rows <= permutations."""
+    return _optimal_param(cfg.near_dup_threshold, cfg.minhash_permutations, 0.5, 0.5)
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(bands, n) uint64: one hash per band of each signature row (n, permutations) uint32. Equal bands
+    give equal keys; unequal ones collide with probability ~2**-64 (and confirmation catches that)."""
+    keys = np.empty((bands, len(signatures)), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            h = np.full(len(signatures), band + 1, dtype=np.uint64)
+            for column in range(band * rows, (band + 1) * rows):
+                h = (h ^ signatures[:, column].astype(np.uint64)) * _FNV_PRIME
+            keys[band] = _mix64(h)
+    return keys
+
+
+def candidate_pairs(keys: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, other) document numbers for every document sharing its key with a smaller-numbered one:
+    each bucket pairs its members with its first member."""
+    order = np.lexsort((docs, keys))
+    keys, docs = keys[order], docs[order]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else \
+        np.empty(0, dtype=np.int64)
+    first = np.repeat(docs[starts], np.diff(np.append(starts, len(keys))))
+    member = first != docs
+    return first[member], docs[member]
+
+
+def jaccard_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Jaccard estimates of signature rows a[i] and b[i]: the share of permutations whose minimum agrees."""
+    return (a == b).mean(axis=1) if len(a) else np.empty(0)
+
+
+def cluster_removals(first: np.ndarray, other: np.ndarray, kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(documents to remove, reason) from confirmed pairs: all but the smallest number of each connected
+    cluster go; the reason is EXACT when the document is an exact copy of another, else NEAR."""
+    if not len(first):
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint8)
+    nodes = np.unique(np.concatenate([first, other]))
+    a, b = np.searchsorted(nodes, first), np.searchsorted(nodes, other)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(nodes), len(nodes)))
+    _, label = connected_components(graph, directed=False)
+    smallest = np.full(label.max() + 1, len(nodes), dtype=np.int64)
+    np.minimum.at(smallest, label, np.arange(len(nodes)))
+    removed = smallest[label] != np.arange(len(nodes))
+    exact_copies = np.zeros(len(nodes), dtype=bool)
+    exact_copies[b[kind == EXACT]] = True
+    reason = np.where(exact_copies, EXACT, NEAR).astype(np.uint8)
+    return nodes[removed], reason[removed]

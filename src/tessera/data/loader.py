@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tessera.data.tokens import TokenFile, open_token_file
+from tessera.data.tokens import TokenFile, TokenShards, open_token_file
 from tessera.errors import DataError
 
 __all__ = [
@@ -120,7 +120,8 @@ def _feistel_permute(x: np.ndarray, n: int, keys: np.ndarray) -> np.ndarray:
 class TokenLoader:
     """Batches of packed sequences from the token files of several languages, mixed by weight.
 
-    stems: language -> token file stem (`RunLayout.tokens(lang, split)`); languages with zero weight
+    stems: language -> token file stem (`RunLayout.tokens(lang, split)`: a single token file set, or the
+    index of a split's shards, read as one stream); languages with zero weight
     in `mixture` are not opened. `grad_accum_steps` is the number of micro-steps per optimizer step:
     it is needed so that (step, micro_step) pairs map to consecutive, non-overlapping samples.
     """
@@ -154,7 +155,9 @@ class TokenLoader:
         # Sorted so that the same mixture means the same samples whatever the config's key order.
         self.counts = apportion(mixture, MIXTURE_BLOCK)
         self.languages = sorted(self.counts)
-        self.files: dict[str, TokenFile] = {lang: open_token_file(stems[lang]) for lang in self.languages}
+        self.files: dict[str, TokenFile | TokenShards] = {
+            lang: open_token_file(stems[lang]) for lang in self.languages
+        }
         self._check_same_tokenizer()
         self.num_windows = {lang: self._windows(lang) for lang in self.languages}
         self._counts_array = np.array([self.counts[k] for k in self.languages], dtype=np.int64)
@@ -253,6 +256,6 @@ class TokenLoader:
         rows_BT1 = np.empty((self.micro_batch_size, self.seq_len + 1), dtype=np.int64)
         for row, (lang, window) in enumerate(self.sample_windows(self.sample_numbers(step, micro_step))):
             start = window * self.seq_len
-            rows_BT1[row] = self.files[lang].tokens[start : start + self.seq_len + 1]
+            rows_BT1[row] = self.files[lang].read(start, self.seq_len + 1)
         rows = torch.from_numpy(rows_BT1)
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()

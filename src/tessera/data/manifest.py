@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.config import RunConfig, to_dict
-from tessera.data.config import SourceConfig
+from tessera.data.config import SourceConfig, license_duties
 from tessera.data.filters import QUALITY_FILTERS
 from tessera.data.pii import PII_KINDS
 from tessera.io import sha256_file
@@ -60,11 +60,21 @@ class SourceStats:
     splits: dict[str, dict[str, int]] = field(
         default_factory=lambda: {s: {"documents": 0, "bytes": 0} for s in SPLITS})
 
+    def counts(self) -> dict[str, Any]:
+        """The counters alone (a shard's share, merged by `add` into the source's totals)."""
+        return {name: getattr(self, name) for name in _COUNTERS}
+
+    def add(self, counts: dict[str, Any]) -> None:
+        """Add a shard's `counts()` (or a part of them) to these counters."""
+        for name, value in counts.items():
+            setattr(self, name, _added(getattr(self, name), value))
+
     def kept(self, split: str, text_bytes: int) -> None:
         self.splits[split]["documents"] += 1
         self.splits[split]["bytes"] += text_bytes
 
     def as_dict(self, source: SourceConfig) -> dict[str, Any]:
+        duties = license_duties(source.license)
         return {
             "kind": source.kind,
             "language": source.language,
@@ -72,6 +82,9 @@ class SourceStats:
             "license_basis": source.license_basis,
             "origin": source.origin,
             "tdm_opt_out": source.tdm_opt_out,
+            # What the licence asks of the release (tessera.data.config.license_duties), and the credit.
+            "duties": {"attribution": duties.attribution, "share_alike": duties.share_alike,
+                       "credit": source.attribution or source.origin},
             "max_documents": source.max_documents,
             "inputs": self.inputs,
             "documents_in": self.documents_in,
@@ -84,6 +97,20 @@ class SourceStats:
             "bytes_out": sum(s["bytes"] for s in self.splits.values()),
             "splits": self.splits,
         }
+
+
+_COUNTERS = ("documents_in", "bytes_in", "cleanup", "dropped", "dropped_language_as", "pii_redactions",
+             "splits")
+
+
+def _added(mine: Any, theirs: Any) -> Any:
+    """Counters added key by key (nested dicts of ints); a key only one side has is kept."""
+    if not isinstance(theirs, dict):
+        return mine + theirs
+    merged = dict(mine)
+    for key, value in theirs.items():
+        merged[key] = _added(mine[key], value) if key in mine else value
+    return merged
 
 
 def _tool_versions() -> dict[str, str]:

@@ -21,13 +21,15 @@ from pathlib import Path
 
 from tessera.config import RunConfig
 from tessera.data.config import SourceConfig
-from tessera.errors import ConfigError, DataError
-from tessera.io import atomic_dir
+from tessera.errors import DataError
 
-__all__ = ["RawDocument", "resolve_path", "input_files", "workflow_inputs", "read_documents", "cache_root",
-           "cache_dir", "fetch_source"]
+__all__ = ["RawDocument", "resolve_path", "input_files", "source_inputs", "workflow_inputs", "read_documents",
+           "read_slice", "count_documents", "slice_bounds", "cache_root", "cache_dir",
+           "downloaded_files", "FETCHED"]
 
 PKG_SCHEME = "pkg://"
+FETCHED = "fetched.json"
+"""Written last by `tessera data fetch` into a download's cache: revision, files, sizes and sha256."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,11 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts[:stop]) if stop else Path(".")
 
 
-def _local_files(source: SourceConfig) -> list[Path]:
-    """The files a file-based source reads, in sorted order; a DataError when there are none."""
+def _local_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
+    """The files a file-based source reads, in sorted order (a download's: in its listed order); a
+    DataError when there are none."""
+    if source.download is not None:
+        return downloaded_files(cfg, source)
     assert source.path is not None  # noqa: S101 SourceConfig.check requires it for file kinds
     path = resolve_path(source.path, source.name)
     if glob.has_magic(str(path)):
@@ -89,10 +94,33 @@ def cache_dir(cfg: RunConfig, source: SourceConfig) -> Path:
     return cache_root(cfg) / source.name
 
 
+def downloaded_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
+    """A downloaded source's files in its cache, as `tessera data fetch` left them; DataError if it has
+    not run (or not to the end), or a file's size changed since (a stat each: cheap, unlike a hash)."""
+    assert source.download is not None  # noqa: S101 callers pass downloaded sources only
+    folder = cache_dir(cfg, source)
+    if not (folder / FETCHED).is_file():
+        raise DataError(f"source {source.name}: download {folder} is missing or incomplete; run `tessera "
+                        f"data fetch --source {source.name}` on the login node (rule fetch_source does it)")
+    record = json.loads((folder / FETCHED).read_text(encoding="utf-8"))
+    fetched = {f["path"]: f["size"] for f in record["files"]}
+    files = []
+    for remote in source.download.files:
+        path = folder / remote.path
+        size = path.stat().st_size if path.exists() else None
+        if size != fetched.get(remote.path):
+            raise DataError(f"source {source.name}: {path} has {size} bytes, {fetched.get(remote.path)} when "
+                            f"it was fetched and verified; rerun `tessera data fetch --source {source.name}`")
+        files.append(path)
+    if source.path:
+        files = [f for f in files if f.relative_to(folder).match(source.path)]
+    return files
+
+
 def input_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
     """Every file the source's documents come from (hashed into the manifest; Snakemake inputs)."""
     if source.kind != "hf":
-        return _local_files(source)
+        return _local_files(cfg, source)
     folder = cache_dir(cfg, source)
     if not folder.is_dir():
         raise DataError(
@@ -102,17 +130,20 @@ def input_files(cfg: RunConfig, source: SourceConfig) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
+def source_inputs(cfg: RunConfig, source: SourceConfig) -> list[str]:
+    """What a job reading the source depends on: its local files (editing one reruns the job), or a hub
+    source's cache folder (made by the fetch_source rule). A missing local file raises DataError, so the
+    workflow stops before any job runs."""
+    if source.kind == "hf":
+        return [str(cache_dir(cfg, source))]
+    if source.download is not None:
+        return [str(cache_dir(cfg, source) / FETCHED)]
+    return [str(path) for path in input_files(cfg, source)]
+
+
 def workflow_inputs(cfg: RunConfig) -> list[str]:
-    """The prepare job's inputs: every local source file (editing one reruns prepare) and each hub
-    source's cache folder (which the fetch_source rule produces). A missing local file raises DataError,
-    so the workflow stops before any job runs."""
-    paths: list[str] = []
-    for source in cfg.data.sources:
-        if source.kind == "hf":
-            paths.append(str(cache_dir(cfg, source)))
-        else:
-            paths.extend(str(path) for path in input_files(cfg, source))
-    return list(dict.fromkeys(paths))  # the demo's five sources share one file
+    """Every source's inputs (`source_inputs`), each once (the demo's five sources share one file)."""
+    return list(dict.fromkeys(path for source in cfg.data.sources for path in source_inputs(cfg, source)))
 
 
 def _decode(raw: bytes, source: SourceConfig, file: Path, where: str = "") -> str:
@@ -125,9 +156,10 @@ def _decode(raw: bytes, source: SourceConfig, file: Path, where: str = "") -> st
         ) from None
 
 
-def _read_text(source: SourceConfig) -> Iterator[RawDocument]:
-    base = _glob_base(str(resolve_path(source.path or "", source.name)))
-    for file in _local_files(source):
+def _read_text(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+    base = cache_dir(cfg, source) if source.download else _glob_base(str(resolve_path(source.path or "",
+                                                                                      source.name)))
+    for file in _local_files(cfg, source):
         key = file.relative_to(base).as_posix() if file.is_relative_to(base) else file.name
         yield RawDocument(key=key, unit=None, text=_decode(file.read_bytes(), source, file))
 
@@ -143,11 +175,27 @@ def _record_document(record: dict, source: SourceConfig, number: int, where: str
     return RawDocument(key=key, unit=None if unit is None else str(unit), text=text)
 
 
-def _read_jsonl(source: SourceConfig) -> Iterator[RawDocument]:
+def _jsonl_lines(cfg: RunConfig, source: SourceConfig) -> int:
+    """Records of a JSONL source (non-empty lines), counted without decoding them."""
+    count = 0
+    for file in _local_files(cfg, source):
+        with open(file, "rb") as f:
+            count += sum(1 for raw in f if raw.strip())
+    return count
+
+
+def _read_jsonl(cfg: RunConfig, source: SourceConfig, start: int = 0, stop: int | None = None
+                ) -> Iterator[RawDocument]:
+    """Records [start, stop) in file order; the lines before `start` are skipped undecoded."""
     number = 0
-    for file in _local_files(source):
+    for file in _local_files(cfg, source):
         with open(file, "rb") as f:
             for line_number, raw in enumerate(f, start=1):
+                if stop is not None and number >= stop:
+                    return
+                if number < start:
+                    number += bool(raw.strip())
+                    continue
                 line = _decode(raw, source, file, f" line {line_number}").strip()
                 if not line:
                     continue
@@ -160,19 +208,44 @@ def _read_jsonl(source: SourceConfig) -> Iterator[RawDocument]:
                 number += 1
 
 
-def _read_parquet(source: SourceConfig) -> Iterator[RawDocument]:
+def _parquet_row_counts(cfg: RunConfig, source: SourceConfig) -> list[tuple[Path, list[int]]]:
+    """Each file's row-group sizes, from the footers alone (no data pages read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    counts = []
+    for file in _local_files(cfg, source):
+        try:
+            metadata = pq.ParquetFile(file).metadata
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DataError(f"source {source.name}: {file} is not a readable parquet file: {err}; "
+                            "re-download it (`tessera data fetch`)") from None
+        counts.append((file, [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]))
+    return counts
+
+
+def _read_parquet(cfg: RunConfig, source: SourceConfig, start: int = 0, stop: int | None = None
+                  ) -> Iterator[RawDocument]:
+    """Rows [start, stop) of the files read in order; row groups wholly outside are never decoded."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     columns = [c for c in (source.text_field, source.id_field, source.unit_field) if c]
     number = 0
-    for file in _local_files(source):
+    for file, groups in _parquet_row_counts(cfg, source):
         try:
             parquet = pq.ParquetFile(file)
-            for batch in parquet.iter_batches(columns=columns):
-                for record in batch.to_pylist():
-                    yield _record_document(record, source, number, f"{file} row {number}")
-                    number += 1
+            for group, rows in enumerate(groups):
+                if stop is not None and number >= stop:
+                    return
+                if number + rows <= start:
+                    number += rows
+                    continue
+                for batch in parquet.iter_batches(columns=columns, row_groups=[group]):
+                    for record in batch.to_pylist():
+                        if number >= start and (stop is None or number < stop):
+                            yield _record_document(record, source, number, f"{file} row {number}")
+                        number += 1
         except (pa.ArrowInvalid, OSError, KeyError) as err:
             raise DataError(f"source {source.name}: {file} is not a readable parquet file with "
                             f"columns {columns}: {err}") from None
@@ -200,8 +273,8 @@ def _check_sqlite_file(source: SourceConfig, path: Path) -> None:
         )
 
 
-def _read_sqlite(source: SourceConfig) -> Iterator[RawDocument]:
-    (path,) = _local_files(source)
+def _read_sqlite(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+    (path,) = _local_files(cfg, source)
     _check_sqlite_file(source, path)
     # Read-only and immutable: package files may sit on read-only file systems, and no lock is needed.
     uri = f"file:{path.resolve()}?mode=ro&immutable=1"
@@ -254,10 +327,20 @@ def _read_hf(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
         yield _record_document(record, source, number, f"{folder} row {number}")
 
 
+def _stream(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
+    readers = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite,
+               "hf": _read_hf}
+    return readers[source.kind](cfg, source)
+
+
+def _no_documents(source: SourceConfig) -> DataError:
+    return DataError(f"source {source.name}: yielded no documents (path {source.path or source.hf_name}); "
+                     "check that the file is not empty and the query/fields select something")
+
+
 def read_documents(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument]:
     """The source's documents in a stable order, at most `max_documents`; DataError if it has none."""
-    readers = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite}
-    stream = _read_hf(cfg, source) if source.kind == "hf" else readers[source.kind](source)
+    stream = _stream(cfg, source)
     count = 0
     try:
         for document in islice(stream, source.max_documents):
@@ -266,32 +349,43 @@ def read_documents(cfg: RunConfig, source: SourceConfig) -> Iterator[RawDocument
     finally:
         stream.close()  # a capped read stops early: close the SQLite connection / file now, not at GC
     if count == 0:
-        raise DataError(f"source {source.name}: yielded no documents (path {source.path or source.hf_name}); "
-                        "check that the file is not empty and the query/fields select something")
+        raise _no_documents(source)
 
 
-def _load_hub(source: SourceConfig):
-    """The dataset named by the source: from the hub, or from a local folder (how tests exercise this)."""
-    import datasets
+def count_documents(cfg: RunConfig, source: SourceConfig) -> int:
+    """Documents the source yields (capped by `max_documents`): parquet from its footers, JSONL by its
+    non-empty lines, other kinds by reading through once (small: the demo's SQLite, local text files)."""
+    if source.kind == "parquet":
+        total = sum(sum(groups) for _, groups in _parquet_row_counts(cfg, source))
+    elif source.kind == "jsonl":
+        total = _jsonl_lines(cfg, source)
+    else:
+        stream = _stream(cfg, source)
+        try:
+            total = sum(1 for _ in islice(stream, source.max_documents))
+        finally:
+            stream.close()
+    total = min(total, source.max_documents or total)
+    if total == 0:
+        raise _no_documents(source)
+    return total
 
-    local = Path(source.hf_name or "")
-    if local.is_dir() and ((local / "state.json").exists() or (local / "dataset_dict.json").exists()):
-        loaded = datasets.load_from_disk(str(local))
-        return loaded[source.hf_split] if isinstance(loaded, datasets.DatasetDict) else loaded
-    return datasets.load_dataset(source.hf_name, source.hf_config, split=source.hf_split)
+
+def slice_bounds(total: int, index: int, num_slices: int) -> tuple[int, int]:
+    """Documents [start, stop) of slice `index` when `total` documents are cut into `num_slices`."""
+    return total * index // num_slices, total * (index + 1) // num_slices
 
 
-def fetch_source(cfg: RunConfig, name: str) -> None:
-    """Download hub source `name` into its cache folder (atomically), for offline reading by prepare."""
-    source = cfg.data.source(name)
-    if source.kind != "hf":
-        raise ConfigError(f"data.sources[{name}].kind: {source.kind} sources are read in place; "
-                          "only kind hf is fetched")
+def read_slice(cfg: RunConfig, source: SourceConfig, index: int, num_slices: int) -> Iterator[RawDocument]:
+    """Slice `index` of `num_slices` contiguous, near-equal slices of the source's documents."""
+    if num_slices == 1:
+        yield from read_documents(cfg, source)
+        return
+    start, stop = slice_bounds(count_documents(cfg, source), index, num_slices)
+    # Parquet and JSONL skip to their slice (footers, undecoded lines); the small kinds read through.
+    ranged = {"parquet": _read_parquet, "jsonl": _read_jsonl}.get(source.kind)
+    stream = ranged(cfg, source, start, stop) if ranged else _stream(cfg, source)
     try:
-        dataset = _load_hub(source)
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as err:
-        raise DataError(f"source {name}: cannot load {source.hf_name!r} (config {source.hf_config}, split "
-                        f"{source.hf_split}): {err}") from None
-    target = cache_dir(cfg, source)
-    with atomic_dir(target) as tmp:
-        dataset.save_to_disk(str(tmp))
+        yield from stream if ranged else islice(stream, start, stop)
+    finally:
+        stream.close()

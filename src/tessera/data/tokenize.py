@@ -1,4 +1,5 @@
-"""Shards -> token files: `tessera tokenize --language L --split S` (see tessera.data.tokens for the format).
+"""Shards -> token files: `tessera tokenize --language L --part K` encodes one prepare shard's splits,
+`tessera tokenize --language L --index` indexes a language's shards per split (tessera.data.tokens).
 
 Streaming in bounded memory: a reader thread decompresses and parses the shard into batches of about
 BATCH_BYTES of text, at most QUEUE_BATCHES ahead; an encoder thread encodes each batch with the
@@ -20,14 +21,16 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from tessera.config import RunConfig
+from tessera.data.plan import find_shard, language_parts
 from tessera.data.shards import read_shard
-from tessera.data.tokens import suffixed, write_token_file
+from tessera.data.tokens import suffixed, write_token_file, write_token_index
 from tessera.errors import DataError
 from tessera.io import sha256_file
 from tessera.layout import SPLITS, RunLayout
 from tessera.tokenizer.files import read_tokenizer
 
-__all__ = ["require_shard", "tokenize_split", "encode_documents", "set_num_threads", "BATCH_BYTES"]
+__all__ = ["require_shard", "tokenize_shard", "index_tokens", "load_tokenizer", "encode_file",
+           "encode_documents", "set_num_threads", "BATCH_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def require_shard(path: Path) -> Path:
     """`path`, or a DataError saying which stage makes it."""
     if not path.exists():
         raise DataError(
-            f"{path}: shard is missing; run `tessera data prepare` (or the prepare_data rule) first"
+            f"{path}: shard is missing; run `tessera data prepare` (or the workflow's data rules) first"
         )
     return path
 
@@ -123,30 +126,24 @@ def encode_documents(
             yield pending.result()
 
 
-def tokenize_split(cfg: RunConfig, language: str, split: str, num_threads: int | None = None) -> Path:
-    """Encode `data/<language>/<split>.jsonl.zst` into `tokens/<language>/<split>.{bin,idx,json}`."""
-    if split not in SPLITS:
-        raise DataError(f"split {split!r} is unknown; splits: {', '.join(SPLITS)}")
-    layout = RunLayout(cfg.out_dir)
+def load_tokenizer(cfg: RunConfig, layout: RunLayout) -> tuple[Tokenizer, dict]:
+    """The run's tokenizer and the metadata every token file of it carries."""
     tokenizer_json = layout.tokenizer_dir / "tokenizer.json"
     if not tokenizer_json.exists():
         raise DataError(f"{tokenizer_json}: missing; run `tessera tokenizer train` first")
-    threads = set_num_threads(num_threads)
     tokenizer = read_tokenizer(tokenizer_json, "run `tessera tokenizer train` first")
     eos = cfg.tokenizer.special_tokens[1]
     eos_id = tokenizer.token_to_id(eos)
     if eos_id is None:
         raise DataError(f"{tokenizer_json}: has no {eos} token; retrain it with `tessera tokenizer train`")
-    stem = layout.tokens(language, split)
-    meta = {
-        "vocab_size": tokenizer.get_vocab_size(),
-        "tokenizer_sha256": sha256_file(tokenizer_json),
-        "eos_id": eos_id,
-        "language": language,
-        "split": split,
-    }
-    shard = require_shard(layout.shard(language, split))
-    texts = (doc["text"] for doc in read_shard(shard))
+    meta = {"vocab_size": tokenizer.get_vocab_size(), "tokenizer_sha256": sha256_file(tokenizer_json),
+            "eos_id": eos_id}
+    return tokenizer, meta
+
+
+def encode_file(tokenizer: Tokenizer, shard: Path, stem: Path, meta: dict) -> None:
+    """Encode one shard file into the token file set `stem` (meta: `load_tokenizer`'s, language, split)."""
+    texts = (doc["text"] for doc in read_shard(require_shard(shard)))
     try:
         with write_token_file(stem, meta) as writer:
             for documents, num_bytes in encode_documents(tokenizer, texts):
@@ -156,11 +153,31 @@ def tokenize_split(cfg: RunConfig, language: str, split: str, num_threads: int |
         raise DataError(
             f"{shard}: a document without {err} (not a data-stage shard); rerun the data stage"
         ) from None
-    log.info(
-        "%s: %d documents, %d tokens (%d threads)",
-        suffixed(stem, ".bin"),
-        writer.num_documents,
-        writer.num_tokens,
-        threads,
-    )
-    return stem
+    log.info("%s: %d documents, %d tokens", suffixed(stem, ".bin"), writer.num_documents, writer.num_tokens)
+
+
+def tokenize_shard(cfg: RunConfig, language: str, part: int, num_threads: int | None = None) -> None:
+    """Encode every split of prepare shard `part` of `language` into its token file sets
+    (`RunLayout.token_shard`); memory is a few batches whatever the shard's size."""
+    find_shard(cfg, language, part)  # names the parts there are
+    layout = RunLayout(cfg.out_dir)
+    set_num_threads(num_threads)
+    tokenizer, common = load_tokenizer(cfg, layout)
+    for split in SPLITS:
+        meta = {**common, "language": language, "split": split}
+        shard, stem = layout.shard(language, split, part), layout.token_shard(language, split, part)
+        encode_file(tokenizer, shard, stem, meta)
+
+
+def index_tokens(cfg: RunConfig, language: str) -> None:
+    """Write each split's index over the language's token shards (`RunLayout.tokens`): what the loader
+    and the evaluation open."""
+    layout = RunLayout(cfg.out_dir)
+    parts = [spec.part for spec in language_parts(cfg, language)]
+    if not parts:
+        raise DataError(f"language {language!r} has no data source; languages with one: "
+                        f"{', '.join(cfg.data.languages)}")
+    for split in SPLITS:
+        meta = write_token_index(layout.tokens(language, split),
+                                 [layout.token_shard(language, split, part) for part in parts])
+        log.info("%s: %d shards, %d tokens", layout.tokens(language, split), len(parts), meta["num_tokens"])

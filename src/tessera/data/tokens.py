@@ -7,6 +7,11 @@ A token file set has one stem (`RunLayout.tokens(lang, split)`) and three files:
                   "eos_id", "language", "split"}
 The .json is written last (tessera.data.tokenize), so it is the record of what .bin and .idx must hold:
 `open_token_file` checks their sizes and end offsets against it and raises DataError naming the file.
+
+A split prepared in many shards has one token file set per shard (`RunLayout.token_shard`) and an index
+at the split's stem: `<stem>.json` with the same keys (counts summed) plus `"shards"`, the shard stems
+relative to the index's folder, in document order. `open_token_file` on an index gives a `TokenShards`,
+which reads the shards as one stream (same attributes as a TokenFile, plus `read(start, length)`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from tessera.io import atomic_path, write_json
 
 __all__ = [
     "TokenFile",
+    "TokenShards",
+    "write_token_index",
     "TokenFileWriter",
     "open_token_file",
     "write_token_file",
@@ -79,6 +86,80 @@ class TokenFile:
         """Token ids of document `i`, including its trailing EOS."""
         return self.tokens[int(self.offsets[i]) : int(self.offsets[i + 1])]
 
+    def read(self, start: int, length: int) -> np.ndarray:
+        """Tokens [start, start + length) of the stream."""
+        return self.tokens[start : start + length]
+
+
+@dataclass(frozen=True)
+class TokenShards:
+    """Several shards' token file sets read as one stream, in the index's order (O(log shards) per read)."""
+
+    stem: Path
+    meta: dict[str, Any]
+    shards: tuple[TokenFile, ...]
+    token_starts: np.ndarray
+    """Position of each shard's first token in the stream, and the total at the end."""
+    document_starts: np.ndarray
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.token_starts[-1])
+
+    @property
+    def num_documents(self) -> int:
+        return int(self.document_starts[-1])
+
+    def document(self, i: int) -> np.ndarray:
+        shard = int(np.searchsorted(self.document_starts, i, side="right")) - 1
+        return self.shards[shard].document(i - int(self.document_starts[shard]))
+
+    def read(self, start: int, length: int) -> np.ndarray:
+        """Tokens [start, start + length) of the stream, across shard boundaries when they fall inside."""
+        pieces = []
+        shard = int(np.searchsorted(self.token_starts, start, side="right")) - 1
+        while length > 0 and shard < len(self.shards):
+            offset = start - int(self.token_starts[shard])
+            piece = self.shards[shard].tokens[offset : offset + length]
+            pieces.append(piece)
+            start, length, shard = start + len(piece), length - len(piece), shard + 1
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+
+def _starts(counts: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+
+
+def _open_shards(stem: Path, meta: dict[str, Any]) -> TokenShards:
+    shards = tuple(open_token_file(stem.parent / name) for name in meta["shards"])
+    for shard in shards:
+        if shard.meta["tokenizer_sha256"] != meta["tokenizer_sha256"]:
+            raise DataError(f"{shard.stem}.json: from another tokenizer than its index {stem}.json; "
+                            f"{_REMEDY}")
+    token_starts = _starts([s.num_tokens for s in shards])
+    if int(token_starts[-1]) != int(meta["num_tokens"]):
+        raise DataError(f"{stem}.json: indexes {meta['num_tokens']} tokens, its shards hold "
+                        f"{int(token_starts[-1])}: a shard was rewritten after the index; {_REMEDY}")
+    return TokenShards(stem, meta, shards, token_starts, _starts([s.num_documents for s in shards]))
+
+
+def write_token_index(stem: str | Path, shard_stems: list[Path]) -> dict[str, Any]:
+    """Write `<stem>.json` indexing the shards' token file sets (opened and checked first)."""
+    stem = Path(stem)
+    shards = [open_token_file(s) for s in shard_stems]
+    first = shards[0].meta
+    meta = {key: first[key] for key in META_KEYS}
+    for key in ("num_tokens", "num_documents", "num_bytes"):
+        meta[key] = sum(int(s.meta[key]) for s in shards)
+    for shard in shards:
+        for key in ("dtype", "vocab_size", "tokenizer_sha256", "eos_id"):
+            if shard.meta[key] != first[key]:
+                raise DataError(f"{shard.stem}.json: {key} {shard.meta[key]!r} differs from "
+                                f"{shards[0].stem}.json's {first[key]!r}; {_REMEDY}")
+    meta["shards"] = [Path(s).relative_to(stem.parent).as_posix() for s in shard_stems]
+    write_json(suffixed(stem, ".json"), meta)
+    return meta
+
 
 def _read_meta(path: Path) -> dict[str, Any]:
     try:
@@ -95,10 +176,13 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def open_token_file(stem: str | Path) -> TokenFile:
-    """Memory-map `<stem>.bin`/`.idx` after checking them against `<stem>.json` (O(1): sizes, end offsets)."""
+def open_token_file(stem: str | Path) -> TokenFile | TokenShards:
+    """Memory-map `<stem>.bin`/`.idx` after checking them against `<stem>.json` (O(1): sizes, end offsets);
+    or, when `<stem>.json` is a shard index, every shard it lists."""
     stem = Path(stem)
     meta = _read_meta(suffixed(stem, ".json"))
+    if "shards" in meta:
+        return _open_shards(stem, meta)
     bin_path, idx_path = suffixed(stem, ".bin"), suffixed(stem, ".idx")
     dtype = _DTYPES[meta["dtype"]]
     num_tokens, num_documents = int(meta["num_tokens"]), int(meta["num_documents"])

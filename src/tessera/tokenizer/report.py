@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from tessera.config import RunConfig
+from tessera.data.plan import split_shards
 from tessera.data.shards import read_shard
 from tessera.data.tokenize import require_shard
 from tessera.io import atomic_path, write_csv, write_text
@@ -56,21 +57,21 @@ def load_reference(name: str, ref: str) -> tuple[Encoder | None, str | None]:
     return token_counter(read_tokenizer(path, f"fix tokenizer.reference.{name} or remove it")), None
 
 
-def _validation_texts(shard: Path) -> list[str]:
+def _validation_texts(shards: list[Path]) -> list[str]:
     texts, size = [], 0
-    for doc in read_shard(require_shard(shard)):
-        texts.append(doc["text"])
-        size += len(doc["text"].encode("utf-8"))
-        if size >= VALIDATION_MAX_BYTES:
-            break
+    for shard in shards:
+        for doc in read_shard(require_shard(shard)):
+            texts.append(doc["text"])
+            size += len(doc["text"].encode("utf-8"))
+            if size >= VALIDATION_MAX_BYTES:
+                return texts
     return texts
 
 
 def _datasets(cfg: RunConfig, notes: list[str]) -> dict[str, dict[str, list[str]]]:
-    layout = RunLayout(cfg.out_dir)
     languages = sorted(cfg.data.languages)
     datasets = {
-        "validation": {lang: _validation_texts(layout.shard(lang, "validation")) for lang in languages}
+        "validation": {lang: _validation_texts(split_shards(cfg, lang, "validation")) for lang in languages}
     }
     flores = cfg.tokenizer.flores_dir
     devtest = flores / "devtest" if flores else None

@@ -33,6 +33,7 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from tessera.config import RunConfig
+from tessera.data.plan import split_shards
 from tessera.data.shards import read_shard
 from tessera.data.tokenize import require_shard
 from tessera.errors import DataError
@@ -103,19 +104,26 @@ def fit_bpe(texts: Iterator[str], vocab_size: int, special_tokens: list[str]) ->
     return tokenizer
 
 
-def _sample_language(shard: Path, budget_bytes: int, seed: int) -> tuple[list[str], list[str]]:
-    """(training pool, held-out texts) drawn uniformly from a shard, about `budget_bytes` of the former.
+def _sample_language(shards: list[Path], budget_bytes: int, seed: int) -> tuple[list[str], list[str]]:
+    """(training pool, held-out texts) drawn uniformly from a language's shards, about `budget_bytes` of
+    the former.
 
-    Two streaming passes (count, then draw) keep memory at the sample's size whatever the shard's."""
-    total = sum(len(doc["text"].encode("utf-8")) for doc in read_shard(require_shard(shard)))
+    Two streaming passes (count, then draw) keep memory at the sample's size whatever the shards' size;
+    every shard contributes in proportion to its text."""
+    def documents() -> Iterator[dict]:
+        for shard in shards:
+            yield from read_shard(require_shard(shard))
+
+    total = sum(len(doc["text"].encode("utf-8")) for doc in documents())
     if total == 0:
-        raise DataError(f"{shard}: no training text; the tokenizer needs every language of data.sources")
+        raise DataError(f"{shards[0].parent}: no training text; the tokenizer needs every language of "
+                        "data.sources")
     keep = min(1.0, budget_bytes * (1 + 1 / HELDOUT_EVERY) / total)
     rng = np.random.default_rng(seed)
     pool: list[str] = []
     heldout: list[str] = []
     heldout_bytes = 0
-    for i, doc in enumerate(d for d in read_shard(shard) if rng.random() < keep):
+    for i, doc in enumerate(d for d in documents() if rng.random() < keep):
         if i % HELDOUT_EVERY == HELDOUT_EVERY - 1 and heldout_bytes < HELDOUT_MAX_BYTES:
             heldout.append(doc["text"])
             heldout_bytes += len(doc["text"].encode("utf-8"))
@@ -158,7 +166,7 @@ def train_tokenizer(cfg: RunConfig) -> Path:
     pools, heldout = {}, {}
     for i, lang in enumerate(sorted(languages)):
         pools[lang], heldout[lang] = _sample_language(
-            layout.shard(lang, "train"), section.sample_bytes, cfg.run.seed + i
+            split_shards(cfg, lang, "train"), section.sample_bytes, cfg.run.seed + i
         )
     # Never feed more bytes than the languages hold together: small corpora are not inflated by repetition.
     total_bytes = min(section.sample_bytes, sum(len(t.encode("utf-8")) for p in pools.values() for t in p))
