@@ -228,7 +228,7 @@ TOKENS = [
          prepare=writing("tokenizer/tokenizer.json", '{"model": "mini"}')),
 ]
 
-# ---- run state: what a resumed segment reads (format owned by the `state` helper) --------------------------
+# ---- run state: what a resumed segment reads (formats and fallbacks: tests/train/test_resume.py) ---------
 
 STATE_REMEDY = r"(?i)delete .*(latest|train the stage again)|restart"
 STATE = [

@@ -10,7 +10,7 @@ before and after). One parametrized test per category; docs/hardening.md lists w
 | config      |    38 | `tessera --config f.yaml model info` (the loader every verb uses)          |
 | data        |     6 | `tessera data prepare`                                                     |
 | token files |     9 | `tessera train`, `tessera tokenize`                                        |
-| run state   |     3 | `tessera train` (the `state` helper owns the format; kept few and robust)  |
+| run state   |     3 | `tessera train` (format and fallbacks: tests/train/test_resume.py)           |
 | checkpoints |     8 | `tessera export-hf`, `tessera eval checkpoint`, `tessera eval report`      |
 | release     |     6 | `tessera release`                                                          |
 | import      |     8 | `tessera import-hf`                                                        |
