@@ -30,7 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-out", type=Path, help="append this job's energy record to this JSONL file")
     p.add_argument("--energy-label", help="job name in the energy log (default: the verb)")
     verbs = p.add_subparsers(dest="verb", required=True)
+    # In this order: it is the order of `tessera --help`.
+    _add_data_verbs(verbs)
+    _add_training_verbs(verbs)
+    _add_release_verbs(verbs)
+    _add_planning_verbs(verbs)
+    return p
 
+
+def _add_data_verbs(verbs) -> None:
+    """data, tokenizer, tokenize: sources -> shards -> tokenizer -> token files."""
     data = verbs.add_parser("data", help="data stage").add_subparsers(dest="action", required=True)
     prepare = data.add_parser("prepare", help="sources -> filtered, deduplicated, split shards + manifest")
     prepare.add_argument("--workers", type=int, default=1, help="processes for the shards and band groups")
@@ -61,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--index", action="store_true", help="index the language's token shards per split")
     tokenize.add_argument("--threads", type=int, help="cores to encode with (default: the CPU affinity)")
 
+
+def _add_training_verbs(verbs) -> None:
+    """train, state, eval, energy: training, its run states, and the reports on it."""
     train = verbs.add_parser("train", help="train one stage up to a step (resumes from its run state)")
     train.add_argument("--stage", required=True)
     train.add_argument("--until-step", type=int, help="publish the checkpoint at this step and stop")
@@ -81,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     energy = verbs.add_parser("energy", help="energy").add_subparsers(dest="action", required=True)
     energy.add_parser("report", help="energy logs -> reports/energy.{md,csv,png}")
 
+
+def _add_release_verbs(verbs) -> None:
+    """export-hf, import-hf, release: checkpoints to and from transformers, and the release folder."""
     export = verbs.add_parser("export-hf", help="tessera checkpoint -> transformers folder")
     export.add_argument("--checkpoint", type=Path, required=True)
     export.add_argument("--out", type=Path, required=True)
@@ -90,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("release", help="write the release folder")
 
+
+def _add_planning_verbs(verbs) -> None:
+    """plan, budget, calibrate, model info: sizing a run against an allocation."""
     plan = verbs.add_parser("plan", help="node-hours -> model, tokens, nodes, energy, CO2e (plan.{md,json})")
     plan.add_argument("--site", required=True, help="configs/<site>.yaml and profiles/<site>/, e.g. leonardo")
     plan.add_argument("--node-hours", type=float, required=True, help="the allocation, node-hours")
@@ -108,7 +126,6 @@ def _parser() -> argparse.ArgumentParser:
     model = verbs.add_parser("model", help="model").add_subparsers(dest="action", required=True)
     info = model.add_parser("info", help="parameters and FLOPs per token of a preset")
     info.add_argument("--preset", help="preset name (default: the config's)")
-    return p
 
 
 def _run_data_stage(args: argparse.Namespace, cfg: RunConfig) -> None:
@@ -135,6 +152,28 @@ def _run_data_stage(args: argparse.Namespace, cfg: RunConfig) -> None:
 
 def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
     """Dispatch to one function; imports are local so that each verb pays only for what it uses."""
+    if args.verb in ("data", "tokenizer", "tokenize"):
+        _run_data_verb(args, cfg)
+    elif args.verb in ("train", "state", "eval", "energy"):
+        _run_training_verb(args, cfg, meter)
+    elif args.verb in ("export-hf", "import-hf", "release"):
+        _run_release_verb(args, cfg)
+    elif args.verb in ("plan", "budget", "calibrate"):
+        _run_plan_verb(args, cfg, meter)
+    elif args.verb == "model" and args.action == "info":
+        from tessera.model.config import print_info
+
+        print_info(args.preset or cfg.model.preset, cfg)
+    else:
+        raise _unhandled(args)
+
+
+def _unhandled(args: argparse.Namespace) -> AssertionError:
+    # argparse guarantees a known verb; reaching here is a bug in the dispatch tables
+    return AssertionError(f"unhandled verb {args.verb} {getattr(args, 'action', None)}")
+
+
+def _run_data_verb(args: argparse.Namespace, cfg: RunConfig) -> None:
     verb, action = args.verb, getattr(args, "action", None)
     if verb == "data" and action == "prepare":
         from tessera.data.prepare import prepare_data
@@ -162,7 +201,13 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
             index_tokens(cfg, args.language)
         else:
             tokenize_shard(cfg, args.language, args.part, num_threads=args.threads)
-    elif verb == "train":
+    else:
+        raise _unhandled(args)
+
+
+def _run_training_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
+    verb, action = args.verb, getattr(args, "action", None)
+    if verb == "train":
         from tessera.train.trainer import run_stage
 
         run_stage(cfg, args.stage, until_step=args.until_step, meter=meter)
@@ -188,28 +233,25 @@ def _run_verb(args: argparse.Namespace, cfg: RunConfig | None, meter) -> None:
         from tessera.energy.report import write_report
 
         write_report(cfg)
-    elif verb == "export-hf":
+    else:
+        raise _unhandled(args)
+
+
+def _run_release_verb(args: argparse.Namespace, cfg: RunConfig | None) -> None:
+    if args.verb == "export-hf":
         from tessera.model.hf import export_hf
 
         _check_new_folder("--out", args.out)
         export_hf(args.checkpoint, args.out)
-    elif verb == "import-hf":
+    elif args.verb == "import-hf":
         from tessera.model.hf import import_hf
 
         _check_new_folder("--out", args.out)
         import_hf(args.hf_dir, args.out)
-    elif verb == "release":
+    else:
         from tessera.release.build import build_release
 
         build_release(cfg)
-    elif verb in ("plan", "budget", "calibrate"):
-        _run_plan_verb(args, cfg, meter)
-    elif verb == "model" and action == "info":
-        from tessera.model.config import print_info
-
-        print_info(args.preset or cfg.model.preset, cfg)
-    else:  # argparse guarantees a known verb; reaching here is a bug in this table
-        raise AssertionError(f"unhandled verb {verb} {action}")
 
 
 def _shape_list(text: str | None) -> list[str] | None:

@@ -72,6 +72,11 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         return {k: _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
     if is_dataclass(tp):
         return from_dict(tp, value, key)
+    return _convert_scalar(tp, value, key)
+
+
+def _convert_scalar(tp: Any, value: Any, key: str) -> Any:
+    """The leaves of `_convert`: bool, int, float, str and Path, each checked strictly."""
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")

@@ -122,7 +122,6 @@ def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
     results = TaskResults()
     if not cfg.eval.tasks:
         return results
-    import lm_eval
     from lm_eval.tasks import TaskManager
 
     local = local_tasks()
@@ -144,26 +143,12 @@ def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
         metadata={"task_data_dir": str(data_dir.resolve()) if data_dir else None},
     )
 
-    def evaluate(tasks: list[str]) -> dict:
-        return lm_eval.simple_evaluate(
-            model=lm,
-            tasks=tasks,
-            task_manager=manager,
-            num_fewshot=cfg.eval.num_fewshot,
-            limit=cfg.eval.limit,
-            random_seed=cfg.run.seed,
-            numpy_random_seed=cfg.run.seed,
-            torch_random_seed=cfg.run.seed,
-            fewshot_random_seed=cfg.run.seed,
-            log_samples=False,
-        )
-
     # One call per task: a failure stays with its task, and on this machine it also took 0.75x the time
     # of one call for all (bench/eval_scoring.py), despite each call gathering environment facts.
     outputs = []
     for task in runnable:
         try:
-            outputs.append(evaluate([task]))
+            outputs.append(_evaluate(lm, cfg, manager, [task]))
         except Exception as err:  # noqa: BLE001 - recorded in the result's "errors"; the others still run
             log.exception("task %s failed", task)
             message = f"{type(err).__name__}: {err}"
@@ -176,6 +161,24 @@ def run_tasks(lm: Any, cfg: RunConfig) -> TaskResults:
         for name, entry in output["results"].items():
             results.scores[name] = _metrics(entry, samples.get(name, {}).get("effective"))
     return results
+
+
+def _evaluate(lm: Any, cfg: RunConfig, manager: Any, tasks: list[str]) -> dict:
+    """lm-eval's `simple_evaluate` on `tasks` with the config's shots, limit and seeds."""
+    import lm_eval
+
+    return lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        task_manager=manager,
+        num_fewshot=cfg.eval.num_fewshot,
+        limit=cfg.eval.limit,
+        random_seed=cfg.run.seed,
+        numpy_random_seed=cfg.run.seed,
+        torch_random_seed=cfg.run.seed,
+        fewshot_random_seed=cfg.run.seed,
+        log_samples=False,
+    )
 
 
 def cache_datasets(cfg: RunConfig, stamp: Path) -> None:

@@ -89,13 +89,35 @@ def _per_site(sites: dict[str, Any]) -> list[str]:
     return render_table(sites) if len(sites["rows"]) > 1 else []
 
 
+_MODEL_KEYS = [
+    "hf_architecture",
+    "total_parameters",
+    "active_parameters",
+    "context_length",
+    "max_context_length",
+    "vocab_size",
+    "weights_dtype",
+    "weights_sha256",
+]
+"""The technical documentation's model facts shown on the card, in order."""
+
+_COMPUTE_KEYS = [
+    "training_flops",
+    "training_gpu_hours",
+    "hardware",
+    "training_energy_kwh",
+    "it_energy_kwh",
+    "co2e_kg",
+    "systemic_risk_presumed",
+]
+"""The compute, energy and threshold facts on the card, in order."""
+
+
 def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: str) -> str:
+    """README.md: the Hub header, then the card's sections in reading order."""
     r = facts.cfg.release
     tech = {k: s["fields"] for k, s in documents["technical_documentation"]["sections"].items()}
     thresholds = documents["compute_thresholds"]["sections"]["conclusions"]["fields"]
-    model = tech["model_properties"]
-    load_from = r.repository or "path/to/release"
-    architecture = model["architecture"]["value"]
     lines = [
         "---",
         card_metadata(facts, model_type).to_yaml().rstrip(),
@@ -103,24 +125,56 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         "",
         f"# {r.model_name} {r.version}",
         "",
+        _summary(facts, tech),
+        "",
+        *_use(facts),
+        *_section("Model", tech["model_properties"], _MODEL_KEYS),
+        *_evaluation(tech),
+        "## Training",
+        "",
+        *render_table(tech["training_process"]["stages"]),
+        *_section(
+            "Compute and energy",
+            {**tech["computational_resources"], **tech["energy_consumption"], **thresholds},
+            _COMPUTE_KEYS,
+        ),
+        *_per_site(tech["energy_consumption"]["sites"]),
+        "## Training data",
+        "",
+        *render_table(tech["training_data"]["languages"]),
+        *render_table(tech["training_data"]["sources"]),
+        *_documents_section(facts, documents),
+    ]
+    return "\n".join(lines)
+
+
+def _summary(facts: Facts, tech: dict[str, dict]) -> str:
+    """The paragraph under the title: what the model is, its size and data, where its figures come from."""
+    r = facts.cfg.release
+    model = tech["model_properties"]
+    architecture = model["architecture"]["value"]
+    return (
         f"{architecture[:1].upper()}{architecture[1:]}: "
         f"{format_value(model['total_parameters']['value'])} parameters, "
         f"{format_value(model['active_parameters']['value'])} active per token, trained from scratch on "
         f"{format_value(tech['training_process']['tokens']['value'])} tokens of "
         f"{', '.join(facts.manifest['languages'])} text by {r.provider} with tessera. Every figure on this "
         "card and in the documents under `ai_act/` is read from what the training pipeline measured, "
-        "computed, estimated or was configured with; each says which.",
-        "",
-        "## Use",
-        "",
-        f"**Intended use.** {r.intended_use}",
-        "",
-    ]
+        "computed, estimated or was configured with; each says which."
+    )
+
+
+def _use(facts: Facts) -> list[str]:
+    """Intended and out-of-scope use, limitations, loading with transformers, and how to run it."""
+    r = facts.cfg.release
+    load_from = r.repository or "path/to/release"
+    lines = ["## Use", "", f"**Intended use.** {r.intended_use}", ""]
     if r.out_of_scope_use:
         lines += [f"**Out of scope.** {r.out_of_scope_use}", ""]
     if r.limitations:
         lines += [f"**Limitations.** {r.limitations}", ""]
-    lines += [
+    return [
+        *lines,
         "```python",
         "from transformers import AutoModelForCausalLM, AutoTokenizer",
         "",
@@ -129,49 +183,23 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         "```",
         "",
         *how_to_run(r.model_name, load_from),
-        *_section(
-            "Model",
-            model,
-            [
-                "hf_architecture",
-                "total_parameters",
-                "active_parameters",
-                "context_length",
-                "max_context_length",
-                "vocab_size",
-                "weights_dtype",
-                "weights_sha256",
-            ],
-        ),
-        "## Evaluation",
-        "",
-        *render_facts([tech["evaluation"]["checkpoint"]]),
-        *render_table(tech["evaluation"]["intrinsic"]),
     ]
-    if tech["evaluation"]["tasks"]["rows"]:
-        lines += render_table(tech["evaluation"]["tasks"])
-    lines += [
-        "## Training",
-        "",
-        *render_table(tech["training_process"]["stages"]),
-        *_section(
-            "Compute and energy",
-            {**tech["computational_resources"], **tech["energy_consumption"], **thresholds},
-            [
-                "training_flops",
-                "training_gpu_hours",
-                "hardware",
-                "training_energy_kwh",
-                "it_energy_kwh",
-                "co2e_kg",
-                "systemic_risk_presumed",
-            ],
-        ),
-        *_per_site(tech["energy_consumption"]["sites"]),
-        "## Training data",
-        "",
-        *render_table(tech["training_data"]["languages"]),
-        *render_table(tech["training_data"]["sources"]),
+
+
+def _evaluation(tech: dict[str, dict]) -> list[str]:
+    """The evaluated checkpoint, intrinsic scores, and task scores when tasks were run."""
+    evaluation = tech["evaluation"]
+    lines = ["## Evaluation", "", *render_facts([evaluation["checkpoint"]])]
+    lines += render_table(evaluation["intrinsic"])
+    if evaluation["tasks"]["rows"]:
+        lines += render_table(evaluation["tasks"])
+    return lines
+
+
+def _documents_section(facts: Facts, documents: dict[str, dict[str, Any]]) -> list[str]:
+    """Links to each AI Act document in both forms, the schemas, the checksums and the provider's contact."""
+    r = facts.cfg.release
+    return [
         "## EU AI Act documents",
         "",
         "| document | for people | for machines |",
@@ -188,4 +216,3 @@ def model_card(facts: Facts, documents: dict[str, dict[str, Any]], model_type: s
         f"Provider: {r.provider}. Contact (also for rightsholders): {r.contact}.",
         "",
     ]
-    return "\n".join(lines)

@@ -14,7 +14,6 @@ repeats exactly (the loader and the schedule are functions of the step; RNG stat
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -25,26 +24,26 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from tessera.config import RunConfig, to_dict
+from tessera.config import RunConfig
 from tessera.errors import CheckpointError, PreemptedError, TesseraError
 from tessera.io import sha256_file, write_text
 from tessera.layout import RunLayout, checkpoint_steps
 from tessera.parallel.dist import all_true, device_for, init_distributed
 from tessera.parallel.env import DistEnv
 from tessera.preflight import check_stage_fits
-from tessera.train.callbacks import (
-    Callback,
-    EnergyCallback,
-    JsonlLogger,
-    MoEStatsCallback,
-    ProgressPrinter,
-    StepRecord,
-    TensorBoardLogger,
-    ThroughputCallback,
+from tessera.train.build import (
+    METRICS_FILE,
+    build_callbacks,
+    build_loader,
+    build_model_engine,
+    first_span,
+    initial_meta,
+    num_threads,
 )
+from tessera.train.callbacks import StepRecord
 from tessera.train.callbacks.loggers import read_metrics
 from tessera.train.checkpoint import RunStateMeta, latest_state, load_state, save_state
-from tessera.train.config import StageConfig, TrainConfig
+from tessera.train.config import StageConfig
 from tessera.train.history import LayoutSpan, extend_history
 from tessera.train.resume import (
     check_resume,
@@ -52,7 +51,6 @@ from tessera.train.resume import (
     find_source,
     intact_source,
     layout_text,
-    num_nodes,
     take_lock,
 )
 from tessera.train.schedule import lr_at
@@ -61,9 +59,6 @@ __all__ = [
     "run_stage", "Segment", "train_step", "StepResult", "NonFiniteLossError", "PreemptionFlag",
     "cross_entropy",
 ]
-
-METRICS_FILE = "metrics.jsonl"
-
 
 class NonFiniteLossError(TesseraError):
     """Too many consecutive steps had a non-finite loss; the message names the last good checkpoint."""
@@ -141,29 +136,18 @@ def train_step(engine, batches, lr: float, device: torch.device) -> StepResult:
     )
 
 
-def _num_threads(cfg: TrainConfig) -> int:
-    if cfg.num_threads:
-        return cfg.num_threads
-    # SLURM writes e.g. "4(x2)" for 4 tasks on each of 2 nodes.
-    env = os.environ
-    local_ranks = int(env.get("LOCAL_WORLD_SIZE") or env.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
-    return max(1, len(os.sched_getaffinity(0)) // max(local_ranks, 1))
-
-
 class Segment:
     """One job's share of a stage, up to `until_step`: everything built once, then `train()`."""
 
     def __init__(self, cfg: RunConfig, stage: StageConfig, until_step: int, meter) -> None:
-        from tessera.data.loader import TokenLoader, stage_seed
         from tessera.model.config import build_model_config, train_flops_per_token
-        from tessera.model.transformer import Transformer
         from tessera.parallel.deepspeed import engine_spec
 
         self.cfg, self.stage, self.tcfg = cfg, stage, cfg.train
         self.layout = RunLayout(cfg.out_dir)
         self.num_steps, self.until_step = stage.num_steps, until_step
         self.state_dir = self.layout.state_dir(stage.name)
-        torch.set_num_threads(_num_threads(self.tcfg))
+        torch.set_num_threads(num_threads(self.tcfg))
         self.env = DistEnv.from_environ()
         self.device = device_for(self.env)
         self.spec = engine_spec(self.tcfg, stage, self.env.world_size, self.device)
@@ -171,27 +155,13 @@ class Segment:
         tokenizer_file = self.layout.tokenizer_dir / "tokenizer.json"
         if not tokenizer_file.is_file():
             raise CheckpointError(f"{tokenizer_file}: tokenizer not found; run the tokenizer stage first")
-        stage_index = [s.name for s in self.tcfg.stages].index(stage.name)
-        self.loader = TokenLoader(
-            {lang: self.layout.tokens(lang, "train") for lang, w in stage.mixture.items() if w > 0},
-            stage.mixture, stage.seq_len, self.spec.micro_batch_size,
-            seed=stage_seed(cfg.run.seed, stage_index),
-            rank=self.env.rank, world_size=self.env.world_size, grad_accum_steps=self.spec.grad_accum_steps,
-        )
+        self.loader = build_loader(cfg, stage, self.layout, self.env, self.spec)
         self.model_cfg = build_model_config(cfg.model, self.loader.vocab_size)
         check_stage_fits(self.tcfg, stage, self.model_cfg, self.env.world_size)  # as the workflow did
         self.tokenizer_sha256 = sha256_file(tokenizer_file)
-        self.meta = RunStateMeta(
-            stage=stage.name, step=0, tokens_seen=0, world_size=self.env.world_size,
-            expert_parallel_size=self.tcfg.expert_parallel_size, zero_stage=self.spec.zero_stage,
-            model=to_dict(self.model_cfg), tokenizer_sha256=self.tokenizer_sha256,
-            stage_config=to_dict(stage), site=cfg.site.name,
-            gpu_type=cfg.site.gpu_type if self.device.type == "cuda" else None, num_nodes=num_nodes(),
-        )
-        self.span = LayoutSpan(
-            stage.name, self.meta.site, self.meta.gpu_type, self.meta.num_nodes, self.meta.world_size,
-            self.meta.expert_parallel_size, self.meta.zero_stage, first_step=0, last_step=0,
-        )
+        self.meta = initial_meta(cfg, stage, self.model_cfg, self.spec, self.env, self.device,
+                                 self.tokenizer_sha256)
+        self.span = first_span(stage, self.meta)
         self.history: list[LayoutSpan] = []
         self.resume_notes: dict[str, str] = {}
         """layout_change ("old -> new") and resume_changes for the first step's record after a resume."""
@@ -200,10 +170,6 @@ class Segment:
         if self.source is not None:
             self._check_resume(self.source)
 
-        # DeepSpeed's import alone takes seconds: only once the resume is known to be possible.
-        from tessera.parallel.deepspeed import build_engine
-        from tessera.parallel.expert_parallel import apply_expert_parallel
-
         self.env, self.device = init_distributed(self.env)
         self.lock, notes = take_lock(self.state_dir, self.env.is_main, self.device)
         try:
@@ -211,18 +177,14 @@ class Segment:
         except BaseException:
             self.release()
             raise
-        # Same seed on every rank: identical initial weights, and each EP rank keeps its slice of them.
-        torch.manual_seed(cfg.run.seed)
-        model = Transformer(self.model_cfg)
-        model.enable_activation_checkpointing(self.tcfg.activation_checkpointing)
-        # The routers that balance by bias (moe.bias_balancing); the engine keeps these module objects.
-        self.balancing_routers = [moe.gate for moe in model.moe_layers() if moe.gate.bias_balancing]
-        apply_expert_parallel(model, self.tcfg.expert_parallel_size)
-        self.engine = build_engine(model, self.tcfg, self.spec, self.device, lr=stage.lr.peak)
-        self.engine.train()
+        self.engine, self.balancing_routers = build_model_engine(cfg, stage, self.model_cfg, self.spec,
+                                                                 self.device)
         if self.spec.zero_stage != self.tcfg.zero_stage:
             self._say(f"one rank: ZeRO stage {self.tcfg.zero_stage} has nothing to shard, running stage 0")
-        self.callbacks = self._callbacks(cfg, meter, train_flops_per_token(self.model_cfg, stage.seq_len))
+        self.callbacks = build_callbacks(
+            cfg, self.env, self.device, self.state_dir, until_step,
+            train_flops_per_token(self.model_cfg, stage.seq_len), meter, self._sum_over_ranks,
+        )
 
     def _use_intact_source(self, notes: list[str]) -> None:
         if self.source is not None:
@@ -242,22 +204,6 @@ class Segment:
         summed = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(summed)
         return summed.tolist()
-
-    def _callbacks(self, cfg: RunConfig, meter, flops_per_token: float) -> list[Callback]:
-        peak = None
-        if cfg.site.gpu_type and self.device.type == "cuda":
-            peak = cfg.energy.gpu_types[cfg.site.gpu_type].peak_bf16_flops
-        callbacks: list[Callback] = []
-        if meter is not None:  # on every rank: its sum over ranks is a collective
-            callbacks.append(EnergyCallback(meter, self._sum_over_ranks if self.env.world_size > 1 else None))
-        if self.env.is_main:  # one log per stage: rank 0 computes the metrics it needs and writes it
-            callbacks.append(ThroughputCallback(flops_per_token, peak, self.env.world_size))
-            callbacks.append(MoEStatsCallback())
-            callbacks.append(JsonlLogger(self.state_dir / METRICS_FILE))
-            if self.tcfg.tensorboard:
-                callbacks.append(TensorBoardLogger(self.state_dir / "tensorboard"))
-            callbacks.append(ProgressPrinter(self.tcfg.log_every, self.until_step))
-        return sorted(callbacks, key=lambda c: c.priority)
 
     # --- restore ------------------------------------------------------------------------------------
 
