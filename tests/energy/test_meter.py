@@ -108,4 +108,6 @@ def test_invocation_ids_are_shared_by_the_ranks_of_one_launch():
     slurm = {"SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0"}
     assert invocation_id(slurm) == invocation_id({**slurm, "SLURM_PROCID": "3"}) == "slurm-42.0"
     assert invocation_id({"TORCHELASTIC_RUN_ID": "abc"}) == "torchrun-abc"
+    local = {"TESSERA_LAUNCH_ID": "f00d", "MASTER_PORT": "29500", "WORLD_SIZE": "2"}
+    assert invocation_id(local) == invocation_id({**local, "RANK": "1"}) == "launch-f00d"
     assert invocation_id({}) != invocation_id({})

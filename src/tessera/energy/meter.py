@@ -59,6 +59,8 @@ def invocation_id(environ: dict[str, str]) -> str:
     run_id = environ.get("TORCHELASTIC_RUN_ID")
     if run_id and run_id != "none":
         return f"torchrun-{run_id}"
+    if launch_id := environ.get("TESSERA_LAUNCH_ID"):  # tessera.parallel.launch
+        return f"launch-{launch_id}"
     if "MASTER_PORT" in environ and "WORLD_SIZE" in environ:
         return f"launch-{environ.get('MASTER_ADDR', '')}:{environ['MASTER_PORT']}"
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

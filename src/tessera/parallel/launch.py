@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 from tessera.parallel.dist import free_port
 
@@ -39,10 +40,13 @@ def _die_with_parent() -> None:
 
 def _start(command: list[str], nproc: int) -> list[subprocess.Popen]:
     port = os.environ.get("MASTER_PORT") or str(free_port())
+    # The energy report groups the ranks of one launch by this id; a retry must not share it (a port may).
+    launch_id = uuid.uuid4().hex[:12]
     ranks = []
     for rank in range(nproc):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(nproc), LOCAL_RANK=str(rank),
-                   LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+                   LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
+                   TESSERA_LAUNCH_ID=launch_id)
         # preexec_fn is unsafe with threads; the launcher has none.
         # The command is the launcher's own argv (the train rule's tessera call), run without a shell.
         ranks.append(subprocess.Popen(command, env=env, preexec_fn=_die_with_parent))  # noqa: S603
