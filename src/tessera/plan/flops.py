@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 from tessera.model.config import ModelConfig, num_active_params, train_flops_per_token
 
-__all__ = ["FlopsPerToken", "flops_per_token", "Threshold", "THRESHOLDS", "threshold_verdicts"]
+__all__ = [
+    "GPAI_INDICATIVE_FLOP", "SYSTEMIC_RISK_FLOP", "FlopsPerToken", "flops_per_token", "Threshold",
+    "THRESHOLDS", "threshold_verdicts",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ def flops_per_token(model: ModelConfig, seq_len: int) -> FlopsPerToken:
     return FlopsPerToken(6.0 * num_active_params(model), attention, train_flops_per_token(model, seq_len))
 
 
+GPAI_INDICATIVE_FLOP = 1e23
+"""Commission Guidelines on GPAI models (July 2025): an indicative criterion for general-purpose models."""
+SYSTEMIC_RISK_FLOP = 1e25
+"""AI Act Art. 51(2): above it a general-purpose model is presumed to have systemic risk."""
+
+
 @dataclass(frozen=True)
 class Threshold:
     flops: float
@@ -46,14 +55,14 @@ class Threshold:
 
 THRESHOLDS = (
     Threshold(
-        1e23,
+        GPAI_INDICATIVE_FLOP,
         "indicative general-purpose AI model",
         "Commission guidelines on GPAI (July 2025): above 1e23 FLOP a model that generates language is "
         "presumed general-purpose; Art. 53 obligations (technical documentation, copyright policy, "
         "training-content summary) apply",
     ),
     Threshold(
-        1e25,
+        SYSTEMIC_RISK_FLOP,
         "presumed systemic risk",
         "Art. 51(2): above 1e25 FLOP a GPAI model is presumed to have high-impact capabilities; Art. 52(1): "
         "notify the Commission within two weeks of knowing it will be met (before training ends), "

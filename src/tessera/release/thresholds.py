@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from tessera.model.config import num_active_params
+from tessera.plan.flops import GPAI_INDICATIVE_FLOP, SYSTEMIC_RISK_FLOP
 from tessera.release.facts import Facts, fact, table
 from tessera.release.facts.compute import compute as compute_facts
 from tessera.release.facts.distribution import PROVIDER_TO_DECLARE, open_source_exemption
@@ -26,8 +27,6 @@ __all__ = [
     "SYSTEMIC_RISK_FLOP",
 ]
 
-GPAI_INDICATIVE_FLOP = 1e23
-SYSTEMIC_RISK_FLOP = 1e25
 _GUIDELINES = "Commission Guidelines on the scope of the obligations for GPAI models (July 2025)"
 _INDICATIVE = (
     "indicative only: above it a model that generates text is presumed general-purpose unless it lacks "
