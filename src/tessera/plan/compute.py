@@ -52,7 +52,8 @@ class Assumptions:
     failure_fraction: float = 0.10
     """Share for failed and repeated work: node failures, preemptions, steps lost since the last save."""
     data_fraction: float = 0.01
-    """Share for data preparation, tokenizer training and tokenization (CPU jobs on the GPU partition)."""
+    """Share for data preparation, tokenizer training and tokenization: CPU jobs, which the profiles send to
+    the CPU partitions (DCGP, GPP); it stays in the plan for sites that bill them to the same award."""
 
 
 @dataclass
