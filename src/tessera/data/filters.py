@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+
+import numpy as np
 
 from tessera.data.config import FilterConfig
 
@@ -74,14 +77,43 @@ def quality_failure(text: str, cfg: FilterConfig) -> str | None:
     """The name of the first quality check the text fails (see QUALITY_FILTERS), or None if it passes."""
     if len(text.strip()) < cfg.min_chars:
         return "too_short"
-    visible = [c for c in text if not c.isspace()]
-    total = max(len(visible), 1)
-    symbols = sum(1 for c in visible if not (c.isalnum() or c in _PROSE_PUNCTUATION
-                                            or unicodedata.category(c).startswith("M")))
-    if symbols / total > cfg.max_symbol_ratio:
+    counts = _character_classes(text)
+    total = max(len(text) - counts[_SPACE], 1)
+    if counts[_SYMBOL] / total > cfg.max_symbol_ratio:
         return "symbol_ratio"
-    if sum(1 for c in visible if c.isdigit()) / total > cfg.max_digit_ratio:
+    if counts[_DIGIT] / total > cfg.max_digit_ratio:
         return "digit_ratio"
     if _repeated_line_ratio(text) > cfg.max_repeated_line_ratio:
         return "repeated_lines"
     return None
+
+
+_SPACE, _PROSE, _DIGIT, _SYMBOL = range(4)
+
+
+def _character_class(c: str) -> int:
+    if c.isspace():
+        return _SPACE
+    if c.isdigit():
+        return _DIGIT
+    if c.isalnum() or c in _PROSE_PUNCTUATION or unicodedata.category(c).startswith("M"):
+        return _PROSE
+    return _SYMBOL
+
+
+# The class of every code point of the Basic Multilingual Plane, so that a text is classified by one
+# table lookup per character in numpy instead of a Python test per character (the quality filter was a
+# tenth of the data stage's time); the few characters above it are classified one by one.
+@lru_cache(maxsize=1)
+def _bmp_classes() -> np.ndarray:
+    return np.array([_character_class(chr(i)) for i in range(0x10000)], dtype=np.uint8)
+
+
+def _character_classes(text: str) -> np.ndarray:
+    """Number of characters of each class (_SPACE, _PROSE, _DIGIT, _SYMBOL) in the text."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    low = points < 0x10000
+    counts = np.bincount(_bmp_classes()[points[low]], minlength=4)
+    for point in points[~low].tolist():
+        counts[_character_class(chr(point))] += 1
+    return counts

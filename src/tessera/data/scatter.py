@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from tessera.data.document_filter import DocumentFilter, Outcome
 from tessera.data.manifest import SourceStats, build_manifest, file_digest
 from tessera.data.plan import DOC_SHIFT, ShardSpec, language_parts
 from tessera.data.shards import ShardWriter, read_shard, record
-from tessera.data.sources import FETCHED, cache_dir, input_files, read_slice
+from tessera.data.sources import FETCHED, RawDocument, cache_dir, input_files, read_slice
 from tessera.data.split import assign_split, split_key
 from tessera.errors import DataError
 from tessera.io import atomic_dir, atomic_path, write_json
@@ -54,6 +55,9 @@ PAIR_DTYPE = np.dtype([("first", "<u8"), ("other", "<u8"), ("kind", "u1")])
 REMOVED_DTYPE = np.dtype([("doc", "<u8"), ("reason", "u1")])
 _REASONS = {EXACT: "exact_duplicate", NEAR: "near_duplicate"}
 _LOCAL_MASK = np.uint64((1 << DOC_SHIFT) - 1)
+FILTER_BATCH = (1024, 8_000_000)
+"""A shard job filters at most this many documents and characters at once (language id walks a batch
+together): a few MB of web pages, or a handful of books."""
 
 
 def _count_outcome(stats: SourceStats, outcome: Outcome) -> None:
@@ -93,6 +97,24 @@ def _dedup_keys(cfg: RunConfig, signatures: np.ndarray, digests: np.ndarray, fir
     return out, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
+def _batches(documents: Iterable[RawDocument]) -> Iterator[list[RawDocument]]:
+    batch, chars = [], 0
+    for document in documents:
+        batch.append(document)
+        chars += len(document.text)
+        if len(batch) >= FILTER_BATCH[0] or chars >= FILTER_BATCH[1]:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def _candidate(spec: ShardSpec, outcome: Outcome) -> dict:
+    line = record(f"{spec.source.name}/{outcome.key}", spec.source.name, spec.language, outcome.unit,
+                  outcome.text)
+    return {**line, "pii": {k: n for k, n in outcome.redactions.items() if n}}
+
+
 def filter_shard(cfg: RunConfig, spec: ShardSpec, layout: RunLayout) -> None:
     """Per-document steps over one shard's documents; writes the shard's work folder atomically."""
     document_filter = DocumentFilter(cfg.data.filters)
@@ -101,17 +123,14 @@ def filter_shard(cfg: RunConfig, spec: ShardSpec, layout: RunLayout) -> None:
     perms = cfg.data.filters.minhash_permutations
     with atomic_dir(layout.shard_work(spec.language, spec.part)) as work:
         with ShardWriter(work / WORK_FILES[0], cfg.data.zstd_level) as writer:
-            for document in read_slice(cfg, spec.source, spec.index, spec.num_slices):
-                outcome = document_filter(document, spec.language)
-                _count_outcome(stats, outcome)
-                if outcome.dropped:
-                    continue
-                line = record(f"{spec.source.name}/{outcome.key}", spec.source.name, spec.language,
-                              outcome.unit, outcome.text)
-                writer.write({**line, "pii": {k: n for k, n in outcome.redactions.items() if n}})
-                signatures.append(outcome.signature if outcome.signature is not None else
-                                  np.zeros(perms, np.uint32))
-                digests.append(np.frombuffer(outcome.digest.ljust(32, b"\0")[:16], dtype="<u8"))
+            for batch in _batches(read_slice(cfg, spec.source, spec.index, spec.num_slices)):
+                for outcome in document_filter(batch, spec.language):
+                    _count_outcome(stats, outcome)
+                    if not outcome.dropped:
+                        writer.write(_candidate(spec, outcome))
+                        signatures.append(outcome.signature if outcome.signature is not None else
+                                          np.zeros(perms, np.uint32))
+                        digests.append(np.frombuffer(outcome.digest.ljust(32, b"\0")[:16], dtype="<u8"))
         signature_rows = np.array(signatures, dtype=np.uint32).reshape(-1, perms)
         digest_rows = np.array(digests, dtype="<u8").reshape(-1, 2)
         keys, offsets = _dedup_keys(cfg, signature_rows, digest_rows, spec.first_doc,
