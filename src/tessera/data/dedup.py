@@ -37,20 +37,6 @@ _POSITION_MULTIPLIERS = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F
                                   0xFD7046C5, 0xB55A4F09, 0x2545F491, 0x4F6CDD1D], dtype=np.uint64)
 
 
-class _WordHashes(dict):
-    """Word -> crc32, filled on first sight: a web corpus repeats a small vocabulary, and a dict lookup
-    (in C, through `map`) costs a fraction of encoding and hashing the word again."""
-
-    def __missing__(self, word: str) -> int:
-        value = self[word] = zlib.crc32(word.encode())
-        return value
-
-
-_WORD_HASHES = _WordHashes()
-_WORD_HASHES_MAX = 2_000_000
-"""Distinct words remembered before the cache starts again (about 200 MB at most)."""
-
-
 def shingle_hashes(text: str, words_per_shingle: int) -> np.ndarray:
     """The distinct 32-bit hashes of the text's lower-cased word n-grams (one shingle if it is shorter).
 
@@ -59,9 +45,7 @@ def shingle_hashes(text: str, words_per_shingle: int) -> np.ndarray:
     joined string, which made near-dedup the slowest step of the stage. Deterministic across runs.
     """
     words = _WORD.findall(text.lower())
-    word_hashes = np.fromiter(map(_WORD_HASHES.__getitem__, words), dtype=np.uint64, count=len(words))
-    if len(_WORD_HASHES) > _WORD_HASHES_MAX:
-        _WORD_HASHES.clear()
+    word_hashes = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
     width = min(words_per_shingle, len(words))
     if width == 0:
         return np.zeros(1, dtype=np.uint64)
