@@ -96,3 +96,16 @@ def test_shingle_hashes_are_of_lowercased_ordered_word_ngrams():
     # Repeated n-grams count once.
     assert len(shingle_hashes("la la la la la", 2)) == 1
     assert all(h < 2**32 for h in shingle_hashes("Nel mezzo del cammin di nostra vita", 5))
+
+
+def test_signature_equals_datasketch_affine32_minhash():
+    """The numpy signature gives the values datasketch's MinHash.update_batch gives for the same shingles,
+    with the permutations datasketch draws (scheme affine32, seed 1)."""
+    from datasketch import MinHash
+
+    cfg = FilterConfig()
+    for text in (PARAGRAPH, "", "one", PARAGRAPH.upper() * 3):
+        reference = MinHash(num_perm=cfg.minhash_permutations, seed=1, hashfunc=int, scheme="affine32")
+        reference.update_batch(shingle_hashes(text, cfg.shingle_words))
+        assert (SKETCHER.signature(text) == reference.hashvalues).all()
+        assert SKETCHER.signature(text).dtype == np.uint32

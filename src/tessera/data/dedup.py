@@ -58,27 +58,36 @@ def shingle_hashes(text: str, words_per_shingle: int) -> np.ndarray:
     return np.unique(combined & _MASK32)
 
 
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer (datasketch's pre-mix of every input hash in its affine32 scheme)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
 class Sketcher:
     """Text -> the fingerprints dedup compares: a sha256 digest and a MinHash signature (per document, so
     it runs in the shard jobs)."""
 
     def __init__(self, cfg: FilterConfig) -> None:
         self.cfg = cfg
-        # Drawing the permutations costs more than hashing a chapter: draw once, share with every sketch.
-        self._template = MinHash(num_perm=cfg.minhash_permutations, seed=_MINHASH_SEED, hashfunc=int,
-                                 scheme="affine32")
+        # datasketch draws the permutations (its seeded affine32 scheme); the signature applies them in
+        # numpy, the values MinHash.update_batch would give without its per-value Python loop
+        # (tests/data/test_dedup.py holds them equal).
+        template = MinHash(num_perm=cfg.minhash_permutations, seed=_MINHASH_SEED, hashfunc=int,
+                           scheme="affine32")
+        self._a, self._b = (np.asarray(p, dtype=np.uint32) for p in template.permutations)
 
     @staticmethod
     def digest(text: str) -> bytes:
         return hashlib.sha256(text.encode()).digest()
 
     def signature(self, text: str) -> np.ndarray:
-        """MinHash values (one per permutation) of the text's shingles."""
-        # The shingles are already 32-bit hashes: MinHash only applies its permutations to them.
-        sketch = MinHash(num_perm=self.cfg.minhash_permutations, seed=_MINHASH_SEED, hashfunc=int,
-                         permutations=self._template.permutations, scheme="affine32")
-        sketch.update_batch(shingle_hashes(text, self.cfg.shingle_words))
-        return sketch.hashvalues
+        """MinHash values (one per permutation, uint32) of the text's shingles."""
+        mixed = _fmix32(shingle_hashes(text, self.cfg.shingle_words).astype(np.uint32))
+        return (mixed[:, None] * self._a + self._b).min(axis=0)
 
 
 EXACT, NEAR = 1, 2

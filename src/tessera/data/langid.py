@@ -56,7 +56,8 @@ def _model() -> _Model:
 
     ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     return _Model(
-        next_move=np.asarray(ident.tk_nextmove, dtype=np.int64),
+        # A view of py3langid's own array (no copy: it is the largest part of the model).
+        next_move=np.frombuffer(ident.tk_nextmove, dtype=f"u{ident.tk_nextmove.itemsize}"),
         row_base=np.asarray(ident._rowbase, dtype=np.int64),
         feature_of_state=np.asarray(ident.tk_output, dtype=np.int64),
         feature_class=np.asarray(ident.nb_ptc, dtype=np.float32),
