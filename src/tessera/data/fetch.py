@@ -10,6 +10,9 @@ Two kinds of source are fetched (all others are read in place):
   published one: Hugging Face's `X-Linked-Etag`; a mismatch deletes the .part), then renamed into place.
   `fetched.json`, written last, records the revision and each file's size and sha256; the data stage
   reads the files in place only once it exists, and names the file whose size no longer matches it.
+  A revision that is a branch (`main`) moves: Hugging Face names the commit it served in `X-Repo-Commit`,
+  which is recorded per file and for the source, and files from two commits are refused (pin the
+  revision to the recorded commit id); the data manifest lists that commit for each input file.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ __all__ = ["fetch_source", "download_file", "fetched_record", "ATTEMPTS"]
 ATTEMPTS = 3
 """Tries per file within one fetch (each resumes where the last stopped); a rerun resumes too."""
 CHUNK = 1 << 22
+PROGRESS = "fetch-progress.json"
+"""The files a fetch has verified so far; read by the next fetch when `fetched.json` is not written."""
 TIMEOUT_S = 60
 
 
@@ -42,6 +47,8 @@ class _Response:
     """Where the bytes it yields start in the file (0 when the server ignored the Range request)."""
     total: int | None
     published_sha256: str | None
+    commit: str | None = None
+    """The commit the server served (Hugging Face's `X-Repo-Commit`); None when it does not say."""
 
 
 def _open(url: str, offset: int) -> _Response:
@@ -59,19 +66,21 @@ def _open(url: str, offset: int) -> _Response:
     total = (offset if resumed else 0) + int(length) if length else None
     etag = (response.headers.get("X-Linked-Etag") or "").strip('"')
     published = etag if len(etag) == 64 else None
-    return _Response(response, offset if resumed else 0, total, published)
+    return _Response(response, offset if resumed else 0, total, published,
+                     response.headers.get("X-Repo-Commit") or None)
 
 
 def download_file(url: str, target: Path, remote: RemoteFile, source: str) -> dict:
     """Download (or resume) one file into `target`; returns its {"path", "size", "sha256"} record."""
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
-    published = None
+    published = commit = None
     for attempt in range(1, ATTEMPTS + 1):
         have = part.stat().st_size if part.exists() else 0
         try:
             response = _open(url, have)
             published = response.published_sha256 or published
+            commit = response.commit or commit
             expected_total = remote.size or response.total
             with response.stream as stream, open(part, "r+b" if part.exists() else "wb") as out:
                 out.seek(response.offset)
@@ -97,7 +106,7 @@ def download_file(url: str, target: Path, remote: RemoteFile, source: str) -> di
                         "file is damaged or the pinned revision changed; deleted, rerun `tessera data fetch "
                         f"--source {source}` to download it again")
     part.replace(target)
-    return {"path": remote.path, "size": size, "sha256": digest}
+    return {"path": remote.path, "size": size, "sha256": digest, **({"commit": commit} if commit else {})}
 
 
 def fetched_record(folder: Path) -> dict:
@@ -110,7 +119,8 @@ def _download(cfg: RunConfig, source: SourceConfig) -> None:
     assert source.download is not None  # noqa: S101 callers pass downloaded sources only
     folder = cache_dir(cfg, source)
     download = source.download
-    done = {f["path"]: f for f in fetched_record(folder).get("files", [])}
+    earlier = fetched_record(folder).get("files") or _read_progress(folder)
+    done = {f["path"]: f for f in earlier}
     (folder / FETCHED).unlink(missing_ok=True)  # from here the folder is incomplete until rewritten
     records = []
     base = download.url.replace("{revision}", download.revision).rstrip("/")
@@ -118,13 +128,44 @@ def _download(cfg: RunConfig, source: SourceConfig) -> None:
         target = folder / remote.path
         previous = done.get(remote.path)
         if previous and target.is_file() and target.stat().st_size == previous["size"] and \
-                (remote.sha256 or previous["sha256"]) == previous["sha256"]:
+                (remote.sha256 or previous["sha256"]) == previous["sha256"] and \
+                (not _is_commit_id(download.revision) or previous.get("commit", download.revision) ==
+                 download.revision):
             records.append(previous)  # verified by an earlier fetch: not hashed again
             continue
         records.append(download_file(f"{base}/{remote.path}", target, remote, source.name))
+        # A killed fetch keeps what it verified: the rerun downloads only the files after it.
+        write_json(folder / PROGRESS, {"files": records + [f for p, f in done.items() if p not in
+                                                          {r["path"] for r in records}]})
         print(f"{source.name}: {remote.path} ({records[-1]['size'] / 1e6:.1f} MB, sha256 verified)")
     write_json(folder / FETCHED, {"source": source.name, "url": download.url, "revision": download.revision,
-                                  "files": records})
+                                  **_one_commit(source, records), "files": records})
+    (folder / PROGRESS).unlink(missing_ok=True)
+
+
+def _read_progress(folder: Path) -> list[dict]:
+    path = folder / PROGRESS
+    return json.loads(path.read_text(encoding="utf-8"))["files"] if path.is_file() else []
+
+
+def _one_commit(source: SourceConfig, records: list[dict]) -> dict:
+    """{"commit": id} when the server named the commit of every file it served, the same for all."""
+    commits = sorted({r["commit"] for r in records if "commit" in r})
+    revision = source.download.revision
+    if len(commits) > 1:
+        raise DataError(f"source {source.name}: revision {revision!r} moved while its files were fetched; "
+                        f"they come from commits {', '.join(commits)}. Set data.sources[{source.name}]."
+                        "download.revision to one of them and rerun `tessera data fetch --source "
+                        f"{source.name}`: the files of the other commits are downloaded again")
+    if commits and _is_commit_id(revision) and commits[0] != revision:
+        raise DataError(f"source {source.name}: the server answered revision {revision} with commit "
+                        f"{commits[0]}; check data.sources[{source.name}].download.url")
+    return {"commit": commits[0]} if commits and len(commits) == 1 and all("commit" in r for r in records) \
+        else {}
+
+
+def _is_commit_id(revision: str) -> bool:
+    return len(revision) == 40 and not set(revision) - set("0123456789abcdef")
 
 
 def _load_hub(source: SourceConfig):

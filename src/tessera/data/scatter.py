@@ -274,8 +274,8 @@ def _describe_download(cfg: RunConfig, source: SourceConfig) -> list[dict]:
     twice; `input_files` checked that the sizes still match)."""
     input_files(cfg, source)
     record = json.loads((cache_dir(cfg, source) / FETCHED).read_text(encoding="utf-8"))
-    return [{"path": f["path"], "bytes": f["size"], "sha256": f["sha256"], "revision": record["revision"]}
-            for f in record["files"]]
+    return [{"path": f["path"], "bytes": f["size"], "sha256": f["sha256"], "revision": record["revision"],
+             **({"commit": record["commit"]} if "commit" in record else {})} for f in record["files"]]
 
 
 def _describe_inputs(cfg: RunConfig, source: SourceConfig) -> list[dict]:
