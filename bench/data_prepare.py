@@ -34,7 +34,7 @@ STEPS = {
     "control_chars": "control/zero-width characters, line ends",
     "gutenberg": "Project Gutenberg header/footer",
     "quality": "length, symbol and digit ratios, repeated lines",
-    "language_id": "py3langid on each document",
+    "language_id": "py3langid's model, a batch of documents at once",
     "pii": "e-mail, phone, IBAN, codice fiscale redaction",
     "dedup_exact": "sha256 of the text",
     "minhash": "word n-gram hashes and MinHash signature (128 permutations)",
