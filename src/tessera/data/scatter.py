@@ -55,7 +55,7 @@ PAIR_DTYPE = np.dtype([("first", "<u8"), ("other", "<u8"), ("kind", "u1")])
 REMOVED_DTYPE = np.dtype([("doc", "<u8"), ("reason", "u1")])
 _REASONS = {EXACT: "exact_duplicate", NEAR: "near_duplicate"}
 _LOCAL_MASK = np.uint64((1 << DOC_SHIFT) - 1)
-FILTER_BATCH = (1024, 8_000_000)
+FILTER_BATCH_DOCUMENTS, FILTER_BATCH_CHARS = 1024, 8_000_000
 """A shard job filters at most this many documents and characters at once (language id walks a batch
 together): a few MB of web pages, or a handful of books."""
 
@@ -102,7 +102,7 @@ def _batches(documents: Iterable[RawDocument]) -> Iterator[list[RawDocument]]:
     for document in documents:
         batch.append(document)
         chars += len(document.text)
-        if len(batch) >= FILTER_BATCH[0] or chars >= FILTER_BATCH[1]:
+        if len(batch) >= FILTER_BATCH_DOCUMENTS or chars >= FILTER_BATCH_CHARS:
             yield batch
             batch, chars = [], 0
     if batch:

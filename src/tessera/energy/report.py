@@ -299,7 +299,13 @@ def training(
             kind if it_j else "none",
             "trained tokens over the train jobs' IT energy",
         ),
-        gpu_j_per_flop=Figure(per_flop, "J/FLOP", gpu_kind, "train jobs' GPU energy over training FLOPs"),
+        # The GPU energy is measured, the FLOPs are the analytic estimate: the quotient is as good as both.
+        gpu_j_per_flop=Figure(
+            per_flop,
+            "J/FLOP",
+            combine_kinds({gpu_kind, "estimated"}) if per_flop else "none",
+            "train jobs' GPU energy over the estimated training FLOPs",
+        ),
         floor_j_per_flop=Figure(
             floor,
             "J/FLOP",
@@ -312,7 +318,7 @@ def training(
             per_flop / floor if per_flop and floor else None,
             "x",
             "estimated" if per_flop and floor else "none",
-            "measured GPU J/FLOP over the floor (1 = every joule at peak throughput)",
+            "GPU J/FLOP over the floor (1 = every joule at peak throughput)",
         ),
         per_stage=[StageFlopsRow(f.stage, f.steps, f.tokens, f.flops_per_token, f.flops) for f in flops],
         steps_with_energy=len(step_energy),
