@@ -6,8 +6,8 @@ only when the identifier is confident about it, so short or mixed text keeps its
 py3langid walks its byte automaton one document at a time in a Python loop, which made language id half
 of the data stage's per-document time. `identify_batch` walks the same automaton for a batch of
 documents at once (one numpy step per byte position, all documents in lockstep) and scores them with one
-sparse product: the same model, features and decision as `LanguageIdentifier.classify`, about ten times
-faster (bench/data_langid.py). tests/data/test_langid.py holds it equal to py3langid.
+sparse product: the same model, features and decision as `LanguageIdentifier.classify`, several times
+faster (bench/data_langid.py); tests/data/test_langid.py holds it equal to py3langid.
 """
 
 from __future__ import annotations
