@@ -67,3 +67,26 @@ def test_quality_reasons():
     assert quality_failure(numbers, CFG) == "digit_ratio"
     repeated = "\n".join(["Iscriviti alla newsletter!", GERMAN[:60]] + ["Iscriviti alla newsletter!"] * 5)
     assert quality_failure(repeated, CFG) == "repeated_lines"
+
+
+def test_character_classes_count_as_a_test_per_character_would():
+    """The code-point table gives the counts of the plain per-character tests, astral and combining
+    characters included (quality_failure's symbol and digit ratios rest on them)."""
+    import random
+
+    from tessera.data.filters import _PROSE_PUNCTUATION, _character_classes
+
+    def per_character(text: str) -> tuple[int, int, int]:
+        visible = [c for c in text if not c.isspace()]
+        symbols = sum(1 for c in visible if not (c.isalnum() or c in _PROSE_PUNCTUATION
+                                                or unicodedata.category(c).startswith("M")))
+        return len(visible), symbols, sum(1 for c in visible if c.isdigit())
+
+    rng = random.Random(0)
+    texts = ["", "Nel mezzo del cammin di nostra vita, 1321.",
+             "e\u0301te\u0301 ²³ \u2003 ٣٤ 🙂🙂 ∑∫ <b>x</b>"]
+    texts += ["".join(chr(rng.choice([rng.randrange(0x20, 0x3000), rng.randrange(0x1F300, 0x1F700), 0x0301,
+                                      0x00B2, 0x2003, 0xD7FF])) for _ in range(300)) for _ in range(200)]
+    for text in texts:
+        counts = _character_classes(text)
+        assert (len(text) - counts[0], counts[3], counts[2]) == per_character(text), text[:40]
