@@ -228,12 +228,15 @@ stop() {
     stop_pidfile munged /run/munge/munged.pid
   fi
   rm -f "$BASE/run/munged.pid"
+  # The /etc/slurm links go with the daemons (start makes them again): left behind, they send every SLURM
+  # client to a controller that is gone, and `scontrol show config` (which Snakemake's SLURM executor
+  # plugin runs in every snakemake process) waits about 9 s for it.
+  local f
+  for f in "${CONF_FILES[@]}"; do
+    [ -L "/etc/slurm/$f" ] && [ "$(readlink "/etc/slurm/$f")" = "$BASE/etc/$f" ] && rm -f "/etc/slurm/$f"
+    if [ -e "/etc/slurm/$f.orig" ]; then mv "/etc/slurm/$f.orig" "/etc/slurm/$f"; fi
+  done
   if [ "${1:-}" = --purge ]; then
-    local f
-    for f in "${CONF_FILES[@]}"; do
-      [ -L "/etc/slurm/$f" ] && [ "$(readlink "/etc/slurm/$f")" = "$BASE/etc/$f" ] && rm -f "/etc/slurm/$f"
-      if [ -e "/etc/slurm/$f.orig" ]; then mv "/etc/slurm/$f.orig" "/etc/slurm/$f"; fi
-    done
     rm -rf "$BASE"
     log "purged $BASE"
   fi
