@@ -118,6 +118,7 @@ def main() -> None:
 
     from tessera.config import from_mapping
     from tessera.data import tokenize as tokenize_module
+    from tessera.data.batches import batched_by_size
     from tessera.data.tokens import open_token_file
     from tessera.layout import RunLayout
     from tessera.tokenizer.train import fit_bpe, save_tokenizer
@@ -154,7 +155,7 @@ def main() -> None:
         from tessera.data.shards import read_shard
 
         texts = [d["text"] for d in read_shard(layout.shard("ita", "validation", 0))]
-        batches = list(tokenize_module._batches(texts, tokenize_module.BATCH_BYTES))
+        batches = list(batched_by_size(texts, tokenize_module.BATCH_BYTES))
         modes = {
             "tessera tokenize (pipeline)": lambda: tokenize("validation"),
             "bare encode_batch loop": lambda: [

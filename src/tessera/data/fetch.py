@@ -135,8 +135,8 @@ def _download(cfg: RunConfig, source: SourceConfig) -> None:
             continue
         records.append(download_file(f"{base}/{remote.path}", target, remote, source.name))
         # A killed fetch keeps what it verified: the rerun downloads only the files after it.
-        write_json(folder / PROGRESS, {"files": records + [f for p, f in done.items() if p not in
-                                                          {r["path"] for r in records}]})
+        done[remote.path] = records[-1]
+        write_json(folder / PROGRESS, {"files": list(done.values())})
         print(f"{source.name}: {remote.path} ({records[-1]['size'] / 1e6:.1f} MB, sha256 verified)")
     write_json(folder / FETCHED, {"source": source.name, "url": download.url, "revision": download.revision,
                                   **_one_commit(source, records), "files": records})
@@ -160,8 +160,7 @@ def _one_commit(source: SourceConfig, records: list[dict]) -> dict:
     if commits and _is_commit_id(revision) and commits[0] != revision:
         raise DataError(f"source {source.name}: the server answered revision {revision} with commit "
                         f"{commits[0]}; check data.sources[{source.name}].download.url")
-    return {"commit": commits[0]} if commits and len(commits) == 1 and all("commit" in r for r in records) \
-        else {}
+    return {"commit": commits[0]} if commits and all("commit" in r for r in records) else {}
 
 
 def _is_commit_id(revision: str) -> bool:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from tessera.config import RunConfig
+from tessera.data.batches import batched_by_size
 from tessera.data.config import SourceConfig
 from tessera.data.dedup import (
     EXACT,
@@ -38,7 +38,7 @@ from tessera.data.document_filter import DocumentFilter, Outcome
 from tessera.data.manifest import SourceStats, build_manifest, file_digest
 from tessera.data.plan import DOC_SHIFT, ShardSpec, language_parts
 from tessera.data.shards import ShardWriter, read_shard, record
-from tessera.data.sources import FETCHED, RawDocument, cache_dir, input_files, read_slice
+from tessera.data.sources import FETCHED, cache_dir, input_files, read_slice
 from tessera.data.split import assign_split, split_key
 from tessera.errors import DataError
 from tessera.io import atomic_dir, atomic_path, write_json
@@ -97,18 +97,6 @@ def _dedup_keys(cfg: RunConfig, signatures: np.ndarray, digests: np.ndarray, fir
     return out, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-def _batches(documents: Iterable[RawDocument]) -> Iterator[list[RawDocument]]:
-    batch, chars = [], 0
-    for document in documents:
-        batch.append(document)
-        chars += len(document.text)
-        if len(batch) >= FILTER_BATCH_DOCUMENTS or chars >= FILTER_BATCH_CHARS:
-            yield batch
-            batch, chars = [], 0
-    if batch:
-        yield batch
-
-
 def _candidate(spec: ShardSpec, outcome: Outcome) -> dict:
     line = record(f"{spec.source.name}/{outcome.key}", spec.source.name, spec.language, outcome.unit,
                   outcome.text)
@@ -123,7 +111,9 @@ def filter_shard(cfg: RunConfig, spec: ShardSpec, layout: RunLayout) -> None:
     perms = cfg.data.filters.minhash_permutations
     with atomic_dir(layout.shard_work(spec.language, spec.part)) as work:
         with ShardWriter(work / WORK_FILES[0], cfg.data.zstd_level) as writer:
-            for batch in _batches(read_slice(cfg, spec.source, spec.index, spec.num_slices)):
+            documents = read_slice(cfg, spec.source, spec.index, spec.num_slices)
+            for batch in batched_by_size(documents, FILTER_BATCH_CHARS, lambda d: len(d.text),
+                                         FILTER_BATCH_DOCUMENTS):
                 for outcome in document_filter(batch, spec.language):
                     _count_outcome(stats, outcome)
                     if not outcome.dropped:

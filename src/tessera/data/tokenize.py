@@ -21,6 +21,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from tessera.config import RunConfig
+from tessera.data.batches import batched_by_size
 from tessera.data.plan import find_shard, language_parts
 from tessera.data.shards import read_shard
 from tessera.data.tokens import suffixed, write_token_file, write_token_index
@@ -55,19 +56,6 @@ def set_num_threads(num_threads: int | None) -> int:
     threads = num_threads or len(os.sched_getaffinity(0))
     os.environ["RAYON_NUM_THREADS"] = str(threads)
     return threads
-
-
-def _batches(texts: Iterable[str], batch_bytes: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    size = 0
-    for text in texts:
-        batch.append(text)
-        size += len(text)
-        if size >= batch_bytes:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 def _prefetch(batches: Iterator[list[str]], depth: int) -> Iterator[list[str]]:
@@ -117,7 +105,7 @@ def encode_documents(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as encoder:
         pending: Future | None = None
-        for batch in _prefetch(_batches(texts, batch_bytes or BATCH_BYTES), QUEUE_BATCHES):
+        for batch in _prefetch(batched_by_size(texts, batch_bytes or BATCH_BYTES), QUEUE_BATCHES):
             submitted = encoder.submit(encode, batch)
             if pending is not None:
                 yield pending.result()
